@@ -1,0 +1,253 @@
+import Foundation
+import LatentIndex
+import LatentStorage
+import LatentVectors
+
+/// What is stored in the `meta` column family for one collection.
+public struct CollectionDefinition: Codable, Equatable, Sendable {
+    public var id: UInt32
+    public var name: String
+    public var dimension: Int
+    public var metric: Metric
+    public var index: IndexSpec
+
+    public init(id: UInt32, name: String, dimension: Int, metric: Metric, index: IndexSpec) {
+        self.id = id
+        self.name = name
+        self.dimension = dimension
+        self.metric = metric
+        self.index = index
+    }
+}
+
+/// One search hit as users see it.
+public struct SearchHit: Equatable, Sendable {
+    public var id: String
+    public var score: Double
+    public var attributes: String?
+}
+
+/// A named set of vectors with one dimension, metric and index.
+///
+/// Concurrency: writes are serialized by `writeMutex` (validation, the RocksDB WriteBatch, then the
+/// in-memory update); the in-memory state is guarded by a writer-preferring read-write lock that
+/// writers hold only for the memory update, so searches run concurrently and never wait on disk.
+public final class Collection: @unchecked Sendable {
+    public let definition: CollectionDefinition
+    public var name: String { definition.name }
+    public var dimension: Int { definition.dimension }
+    public var metric: Metric { definition.metric }
+
+    private let store: LatentStore
+    private let writeMutex = NSLock()
+    private let state = ReadWriteLock()
+    // Guarded by `state` (reads) and by `writeMutex` + `state` (writes).
+    private let buffer: VectorBuffer
+    private var slotOf: [String: UInt32] = [:]
+    private var idOf: [String?] = []
+    private var freeSlots: [UInt32] = []
+    private var index: VectorIndex
+    private var dropped = false
+
+    init(definition: CollectionDefinition, store: LatentStore) {
+        self.definition = definition
+        self.store = store
+        buffer = VectorBuffer(dimension: definition.dimension, initialCapacity: 64)
+        index = FlatIndex(metric: definition.metric)
+    }
+
+    /// Rebuilds the in-memory state from the store (at startup).
+    func load() throws {
+        try state.withWriteLock {
+            try store.scanKeys(collection: definition.id) { id, slot in
+                slotOf[id] = slot
+                if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
+                idOf[Int(slot)] = id
+            }
+            let expectedBytes = dimension * 4
+            try store.scanVectors(collection: definition.id) { slot, bytes in
+                guard bytes.count == expectedBytes else {
+                    throw EngineError.storage("vector \(slot) of '\(name)' has \(bytes.count) bytes, expected \(expectedBytes)")
+                }
+                guard Int(slot) < idOf.count, idOf[Int(slot)] != nil else { return } // orphan: no id maps to it
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { tmp in
+                    for i in 0..<dimension { tmp[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    buffer.set(slot: Int(slot), tmp.baseAddress!)
+                }
+                index.didSet(slot: slot, in: buffer)
+            }
+            // An id whose vector is missing cannot be served; drop it from memory (the batch writes both,
+            // so this only happens to a store edited by hand).
+            for (id, slot) in slotOf where !buffer.isLive(Int(slot)) {
+                slotOf[id] = nil
+                idOf[Int(slot)] = nil
+            }
+            freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
+        }
+    }
+
+    // MARK: Writes
+
+    private func withWriter<T>(_ body: () throws -> T) throws -> T {
+        writeMutex.lock()
+        defer { writeMutex.unlock() }
+        if dropped { throw EngineError.collectionDropped(name) }
+        return try body()
+    }
+
+    private func vectorBytes(_ v: [Float]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: v.count * 4)
+        out.withUnsafeMutableBytes { raw in
+            for (i, x) in v.enumerated() { raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+        }
+        return out
+    }
+
+    /// Adds or replaces an element. Returns true when it was added, false when it replaced one.
+    /// `attributes` nil keeps the current attributes; the whole change is one WriteBatch.
+    @discardableResult
+    public func upsert(id: String, vector: [Float], attributes: String? = nil) throws -> Bool {
+        try Validation.elementId(id)
+        try Validation.vector(vector, collection: name, dimension: dimension, metric: metric)
+        let attrBytes = try attributes.map(Validation.attributes)
+        return try withWriter {
+            let existing = slotOf[id]
+            let slot = existing ?? freeSlots.last ?? UInt32(idOf.count)
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try batch.put(StoreLayout.vectors, StoreLayout.slotKey(definition.id, slot), vectorBytes(vector))
+                if existing == nil {
+                    try batch.put(StoreLayout.keys, StoreLayout.idKey(definition.id, id), StoreLayout.bigEndian(slot))
+                    // A reused slot may still carry a deleted element's attributes.
+                    if attrBytes == nil { try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot)) }
+                }
+                if let attrBytes { try batch.put(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot), attrBytes) }
+                try store.db.write(batch)
+            }
+            state.withWriteLock {
+                if existing == nil {
+                    if freeSlots.last == slot { freeSlots.removeLast() }
+                    if Int(slot) == idOf.count { idOf.append(id) } else { idOf[Int(slot)] = id }
+                    slotOf[id] = slot
+                }
+                vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
+                index.didSet(slot: slot, in: buffer)
+            }
+            return existing == nil
+        }
+    }
+
+    /// Deletes an element with its vector and attributes. Returns false when it did not exist.
+    @discardableResult
+    public func remove(id: String) throws -> Bool {
+        try withWriter {
+            guard let slot = slotOf[id] else { return false }
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try batch.delete(StoreLayout.keys, StoreLayout.idKey(definition.id, id))
+                try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(definition.id, slot))
+                try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot))
+                try store.db.write(batch)
+            }
+            state.withWriteLock {
+                slotOf[id] = nil
+                idOf[Int(slot)] = nil
+                freeSlots.append(slot)
+                buffer.clear(slot: Int(slot))
+                index.didRemove(slot: slot, in: buffer)
+            }
+            return true
+        }
+    }
+
+    /// Sets (or, with an empty string, removes) an element's JSON attributes. False when it does not exist.
+    @discardableResult
+    public func setAttributes(id: String, json: String) throws -> Bool {
+        let bytes = json.isEmpty ? nil : try Validation.attributes(json)
+        return try withWriter {
+            guard let slot = slotOf[id] else { return false }
+            let batch = WriteBatch(for: store.db)
+            let key = StoreLayout.slotKey(definition.id, slot)
+            try storageCall {
+                if let bytes { try batch.put(StoreLayout.attrs, key, bytes) } else { try batch.delete(StoreLayout.attrs, key) }
+                try store.db.write(batch)
+            }
+            return true
+        }
+    }
+
+    /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix.
+    func markDropped() {
+        writeMutex.lock()
+        dropped = true
+        writeMutex.unlock()
+    }
+
+    // MARK: Reads
+
+    public var count: Int { state.withReadLock { slotOf.count } }
+
+    public func contains(_ id: String) -> Bool { state.withReadLock { slotOf[id] != nil } }
+
+    public func vector(of id: String) -> [Float]? {
+        state.withReadLock { slotOf[id].map { buffer.copyVector(Int($0)) } }
+    }
+
+    /// The element's JSON attributes, nil when it has none. Throws when the element does not exist.
+    public func attributes(of id: String) throws -> String? {
+        guard let slot = state.withReadLock({ slotOf[id] }) else { throw EngineError.elementNotFound(id) }
+        return try attributes(slot: slot)
+    }
+
+    private func attributes(slot: UInt32) throws -> String? {
+        try storageCall { try store.attributes(collection: definition.id, slot: slot) }.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
+    public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
+                       withAttributes: Bool = false) throws -> [SearchHit] {
+        try Validation.count(params.k)
+        try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
+        let hits: [(String, Double, UInt32)] = state.withReadLock {
+            let ids = idOf
+            let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? "") < (ids[Int(b)] ?? "") }
+            let found = query.withUnsafeBufferPointer { q in
+                exact ? FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
+                      : index.search(q.baseAddress!, in: buffer, params, ranksBefore: ranksBefore)
+            }
+            return found.compactMap { n in
+                idOf[Int(n.slot)].map { ($0, metric.score(fromDistance: n.distance), n.slot) }
+            }
+        }
+        return try hits.map { id, score, slot in
+            SearchHit(id: id, score: score, attributes: withAttributes ? try attributes(slot: slot) : nil)
+        }
+    }
+
+    /// Field/value pairs for VINFO.
+    public func info() -> [(String, String)] {
+        state.withReadLock {
+            [("name", name), ("metric", metric.rawValue), ("dim", String(dimension)), ("size", String(slotOf.count)),
+             ("index", index.spec.kind.rawValue), ("index-state", "ready"), ("indexed", String(slotOf.count)),
+             ("pending", "0"), ("memory", String(memoryBytesLocked()))]
+        }
+    }
+
+    public var memoryBytes: Int { state.withReadLock { memoryBytesLocked() } }
+
+    /// Vectors, norms and liveness, plus about 64 bytes per id for the two id maps and the id's own bytes.
+    private func memoryBytesLocked() -> Int {
+        var idBytes = 0
+        for id in slotOf.keys { idBytes += id.utf8.count > 15 ? id.utf8.count : 0 }
+        return buffer.memoryBytes + index.memoryBytes + idOf.count * 16 + slotOf.count * 48 + idBytes
+    }
+}
+
+/// Runs a storage call, turning its error into the engine's typed one.
+func storageCall<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as StorageError {
+        throw EngineError.storage(e.message)
+    }
+}

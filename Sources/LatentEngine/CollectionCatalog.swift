@@ -1,0 +1,146 @@
+import Foundation
+import LatentIndex
+import LatentStorage
+import LatentVectors
+import Logging
+
+/// All collections of one data directory: opens them at startup, creates and drops them, and owns
+/// the WAL sync policy.
+public final class CollectionCatalog: @unchecked Sendable {
+    public let store: LatentStore
+    public let fsync: FsyncPolicy
+    private let lock = NSLock()
+    private var collections: [String: Collection] = [:]
+    private let logger: Logger
+    private var syncTimer: DispatchSourceTimer?
+
+    /// Opens the store at `directory` and loads every collection into memory.
+    public init(directory: String, fsync: FsyncPolicy = .everysec, logger: Logger = Logger(label: "latentdb.engine")) throws {
+        self.fsync = fsync
+        self.logger = logger
+        store = try LatentStore(directory: directory)
+        let decoder = JSONDecoder()
+        for (name, raw) in try store.collectionDefinitions() {
+            let definition: CollectionDefinition
+            do {
+                definition = try decoder.decode(CollectionDefinition.self, from: Data(raw))
+            } catch {
+                store.close()
+                throw EngineError.storage("collection definition of '\(name)' is unreadable: \(error)")
+            }
+            let c = Collection(definition: definition, store: store)
+            do {
+                try c.load()
+            } catch {
+                store.close()
+                throw error
+            }
+            collections[name] = c
+            logger.info("loaded collection", metadata: ["name": "\(name)", "size": "\(c.count)"])
+        }
+        if fsync == .everysec {
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "latentdb.wal-sync", qos: .utility))
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in
+                guard let self else { return }
+                do { try self.store.db.syncWAL() } catch { self.logger.error("WAL sync failed: \(error)") }
+            }
+            timer.resume()
+            syncTimer = timer
+        }
+    }
+
+    /// Syncs the WAL, stops the background sync and closes the store. Call once, after the last request.
+    public func close() {
+        syncTimer?.cancel()
+        syncTimer = nil
+        do { try store.db.syncWAL() } catch { logger.error("final WAL sync failed: \(error)") }
+        store.close()
+    }
+
+    /// Makes every write acknowledged so far durable when the policy asks for it before replies.
+    /// Called once per pipelined batch of requests, so synced writes are grouped.
+    public func commitBeforeReply() throws {
+        guard fsync == .always else { return }
+        try storageCall { try store.db.syncWAL() }
+    }
+
+    public func collection(_ name: String) -> Collection? {
+        lock.lock()
+        defer { lock.unlock() }
+        return collections[name]
+    }
+
+    public func require(_ name: String) throws -> Collection {
+        guard let c = collection(name) else { throw EngineError.unknownCollection(name) }
+        return c
+    }
+
+    public var names: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return collections.keys.sorted()
+    }
+
+    public var all: [Collection] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(collections.values)
+    }
+
+    /// Creates a collection; throws `collectionExists` when the name is taken.
+    @discardableResult
+    public func create(name: String, dimension: Int, metric: Metric, index: IndexSpec = .flat) throws -> Collection {
+        try Validation.collectionName(name)
+        try Validation.dimension(dimension)
+        if index.kind != .flat { throw EngineError.indexNotAvailable(index.kind.rawValue) }
+        lock.lock()
+        defer { lock.unlock() }
+        if collections[name] != nil { throw EngineError.collectionExists(name) }
+        return try createLocked(name: name, dimension: dimension, metric: metric, index: index)
+    }
+
+    /// The collection `name`, created with `dimension` and COSINE when missing (VADD's behaviour).
+    public func collectionCreatingIfMissing(_ name: String, dimension: Int) throws -> Collection {
+        try Validation.collectionName(name)
+        try Validation.dimension(dimension)
+        lock.lock()
+        defer { lock.unlock() }
+        if let c = collections[name] { return c }
+        return try createLocked(name: name, dimension: dimension, metric: .cosine, index: .flat)
+    }
+
+    private func createLocked(name: String, dimension: Int, metric: Metric, index: IndexSpec) throws -> Collection {
+        let definition = try storageCall {
+            CollectionDefinition(id: try store.allocateCollectionId(), name: name, dimension: dimension,
+                                 metric: metric, index: index)
+        }
+        let encoded = try JSONEncoder().encode(definition)
+        let batch = WriteBatch(for: store.db)
+        try storageCall {
+            try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), Array(encoded))
+            try store.db.write(batch)
+        }
+        let c = Collection(definition: definition, store: store)
+        collections[name] = c
+        return c
+    }
+
+    /// Deletes a collection and all its records. Returns false when it did not exist.
+    @discardableResult
+    public func drop(_ name: String) throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let c = collections[name] else { return false }
+        c.markDropped()
+        let batch = WriteBatch(for: store.db)
+        try storageCall {
+            try store.deleteCollection(name: name, id: c.definition.id, in: batch)
+            try store.db.write(batch)
+        }
+        collections[name] = nil
+        return true
+    }
+
+    public var memoryBytes: Int { all.reduce(0) { $0 + $1.memoryBytes } }
+}

@@ -1,0 +1,61 @@
+/// Everything the engine can reject, with a message that tells the user how to fix the input.
+/// The protocol layer sends `message` after `-ERR `.
+public enum EngineError: Error, Equatable, CustomStringConvertible {
+    case invalidCollectionName(String)
+    case invalidDimension(Int)
+    case invalidElementId(String)
+    case dimensionMismatch(collection: String, expected: Int, got: Int)
+    case nonFiniteComponent(index: Int)
+    case zeroVectorUnderCosine
+    case invalidAttributes(String)
+    case attributesTooLarge(bytes: Int)
+    case unknownCollection(String)
+    case collectionExists(String)
+    case elementNotFound(String)
+    case invalidCount(Int)
+    case indexNotAvailable(String)
+    case collectionDropped(String)
+    case storage(String)
+
+    public static let maxDimension = 4096
+    public static let maxCount = 10_000
+    public static let maxElementIdBytes = 512
+    public static let maxAttributeBytes = 64 * 1024
+
+    public var message: String {
+        switch self {
+        case .invalidCollectionName(let n):
+            return "invalid collection name '\(n.prefix(140))': use 1..128 letters, digits, '_', '-', '.' or ':'"
+        case .invalidDimension(let d):
+            return "invalid dimension \(d): must be between 1 and \(EngineError.maxDimension)"
+        case .invalidElementId(let why):
+            return "invalid element id: \(why)"
+        case .dimensionMismatch(let c, let expected, let got):
+            return "vector dimension mismatch: collection '\(c)' has dimension \(expected), got \(got)"
+        case .nonFiniteComponent(let i):
+            return "vector component \(i) is NaN or infinite: every component must be a finite number"
+        case .zeroVectorUnderCosine:
+            return "the zero vector has no direction: COSINE collections need a non-zero vector"
+        case .invalidAttributes(let why):
+            return "invalid JSON attributes: \(why)"
+        case .attributesTooLarge(let n):
+            return "attributes are \(n) bytes: at most \(EngineError.maxAttributeBytes) bytes of JSON are allowed"
+        case .unknownCollection(let n):
+            return "no such collection '\(n)'"
+        case .collectionExists(let n):
+            return "collection '\(n)' already exists"
+        case .elementNotFound(let e):
+            return "element '\(e.prefix(140))' not found in set"
+        case .invalidCount(let k):
+            return "COUNT \(k) is out of range: must be between 1 and \(EngineError.maxCount)"
+        case .indexNotAvailable(let kind):
+            return "index \(kind) is not available yet in this version: use INDEX FLAT"
+        case .collectionDropped(let n):
+            return "collection '\(n)' was dropped while the request ran"
+        case .storage(let m):
+            return "storage error: \(m)"
+        }
+    }
+
+    public var description: String { message }
+}

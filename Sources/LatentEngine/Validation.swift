@@ -1,0 +1,56 @@
+import Foundation
+import LatentVectors
+
+/// Input checks shared by every write path; each throws the `EngineError` that names the problem.
+enum Validation {
+    static func collectionName(_ name: String) throws {
+        let ok = !name.isEmpty && name.utf8.count <= 128 && name.unicodeScalars.allSatisfy {
+            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "_-.:".unicodeScalars.contains($0)
+        }
+        if !ok { throw EngineError.invalidCollectionName(name) }
+    }
+
+    static func dimension(_ d: Int) throws {
+        if d < 1 || d > EngineError.maxDimension { throw EngineError.invalidDimension(d) }
+    }
+
+    static func elementId(_ id: String) throws {
+        let n = id.utf8.count
+        if n == 0 { throw EngineError.invalidElementId("it is empty; use 1..\(EngineError.maxElementIdBytes) bytes") }
+        if n > EngineError.maxElementIdBytes {
+            throw EngineError.invalidElementId("it is \(n) bytes; at most \(EngineError.maxElementIdBytes) are allowed")
+        }
+    }
+
+    static func vector(_ v: [Float], collection: String, dimension: Int, metric: Metric) throws {
+        if v.count != dimension {
+            throw EngineError.dimensionMismatch(collection: collection, expected: dimension, got: v.count)
+        }
+        var allZero = true
+        for (i, x) in v.enumerated() {
+            if !x.isFinite { throw EngineError.nonFiniteComponent(index: i) }
+            if x != 0 { allZero = false }
+        }
+        if metric == .cosine && allZero { throw EngineError.zeroVectorUnderCosine }
+    }
+
+    /// A JSON object of at most 64 KiB. Returns its bytes unchanged (users get back what they sent).
+    static func attributes(_ json: String) throws -> [UInt8] {
+        let bytes = Array(json.utf8)
+        if bytes.count > EngineError.maxAttributeBytes { throw EngineError.attributesTooLarge(bytes: bytes.count) }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            throw EngineError.invalidAttributes("not valid JSON; send an object such as {\"year\":1995}")
+        }
+        guard parsed is [String: Any] else {
+            throw EngineError.invalidAttributes("must be a JSON object such as {\"year\":1995}")
+        }
+        return bytes
+    }
+
+    static func count(_ k: Int) throws {
+        if k < 1 || k > EngineError.maxCount { throw EngineError.invalidCount(k) }
+    }
+}

@@ -1,0 +1,108 @@
+import LatentIndex
+import LatentVectors
+import NIOCore
+
+/// Where a query vector comes from.
+public enum QueryInput: Equatable, Sendable {
+    case vector([Float])
+    /// An element's stored vector, from `collection` (another one, with FROM) or from the searched one.
+    case element(String, from: String?)
+}
+
+public struct VSimRequest: Equatable, Sendable {
+    public var key: String
+    public var input: QueryInput
+    public var count = 10
+    public var withScores = false
+    public var withAttributes = false
+    public var ef: Int?
+    public var nprobe: Int?
+    public var truth = false
+}
+
+/// A parsed request. Parsing checks the grammar (arity, keywords, numbers); the engine checks the
+/// values against the data (dimension, unknown collection, ...).
+public enum Command: Equatable, Sendable {
+    case ping(String?)
+    case echo(String)
+    case quit
+    case auth(user: String?, password: String)
+    case info(section: String?)
+    case shutdown
+    case command(subcommand: String?)
+    case configGet([String])
+    case configSet
+    case client(subcommand: String, arguments: [String])
+    case select(Int)
+    case hello(protocolVersion: Int?)
+    case dbsize
+    case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec)
+    case vadd(key: String, vector: [Float], element: String, attributes: String?)
+    case vsim(VSimRequest)
+    case vrem(key: String, element: String)
+    case vismember(key: String, element: String)
+    case vemb(key: String, element: String)
+    case vcard(key: String)
+    case vdim(key: String)
+    case vsetattr(key: String, element: String, json: String)
+    case vgetattr(key: String, element: String)
+    case vinfo(key: String)
+    case vlist
+    case vdrop(key: String)
+
+    /// The lower-case command name, for per-command statistics and error messages.
+    public var name: String {
+        switch self {
+        case .ping: return "ping"
+        case .echo: return "echo"
+        case .quit: return "quit"
+        case .auth: return "auth"
+        case .info: return "info"
+        case .shutdown: return "shutdown"
+        case .command: return "command"
+        case .configGet, .configSet: return "config"
+        case .client: return "client"
+        case .select: return "select"
+        case .hello: return "hello"
+        case .dbsize: return "dbsize"
+        case .vcreate: return "vcreate"
+        case .vadd: return "vadd"
+        case .vsim: return "vsim"
+        case .vrem: return "vrem"
+        case .vismember: return "vismember"
+        case .vemb: return "vemb"
+        case .vcard: return "vcard"
+        case .vdim: return "vdim"
+        case .vsetattr: return "vsetattr"
+        case .vgetattr: return "vgetattr"
+        case .vinfo: return "vinfo"
+        case .vlist: return "vlist"
+        case .vdrop: return "vdrop"
+        }
+    }
+
+    /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
+    public var isWrite: Bool {
+        switch self {
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop: return true
+        default: return false
+        }
+    }
+}
+
+/// A request the grammar rejects; `message` follows `-ERR `.
+public enum CommandError: Error, Equatable, CustomStringConvertible {
+    case unknownCommand(String)
+    case wrongArity(String)
+    case syntax(String)
+
+    public var message: String {
+        switch self {
+        case .unknownCommand(let name): return "unknown command '\(name.prefix(128))'"
+        case .wrongArity(let name): return "wrong number of arguments for '\(name)' command"
+        case .syntax(let m): return m
+        }
+    }
+
+    public var description: String { message }
+}

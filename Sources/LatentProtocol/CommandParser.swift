@@ -1,0 +1,279 @@
+import LatentIndex
+import LatentVectors
+import NIOCore
+
+/// Turns a request's arguments into a typed `Command`, or a `CommandError` that says what is wrong.
+public enum CommandParser {
+    public static func parse(_ args: [ByteBuffer]) throws -> Command {
+        guard let first = args.first else { throw CommandError.syntax("empty request") }
+        let name = String(buffer: first).lowercased()
+        var a = Arguments(args: args, command: name)
+        switch name {
+        case "ping":
+            try a.arity(1...2)
+            return .ping(a.count == 2 ? a.string(1) : nil)
+        case "echo":
+            try a.arity(2...2)
+            return .echo(a.string(1))
+        case "quit":
+            return .quit
+        case "auth":
+            try a.arity(2...3)
+            return a.count == 2 ? .auth(user: nil, password: a.string(1)) : .auth(user: a.string(1), password: a.string(2))
+        case "info":
+            return .info(section: a.count >= 2 ? a.string(1).lowercased() : nil)
+        case "shutdown":
+            return .shutdown
+        case "command":
+            return .command(subcommand: a.count >= 2 ? a.string(1).lowercased() : nil)
+        case "config":
+            try a.arity(2...)
+            switch a.string(1).lowercased() {
+            case "get":
+                try a.arity(3...)
+                return .configGet((2..<a.count).map { a.string($0) })
+            case "set":
+                return .configSet
+            default:
+                throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1))': only GET is supported")
+            }
+        case "client":
+            try a.arity(2...)
+            return .client(subcommand: a.string(1).lowercased(), arguments: (2..<a.count).map { a.string($0) })
+        case "select":
+            try a.arity(2...2)
+            return .select(try a.integer(1, what: "database index"))
+        case "hello":
+            return .hello(protocolVersion: a.count >= 2 ? try a.integer(1, what: "protocol version") : nil)
+        case "dbsize":
+            return .dbsize
+        case "vcreate":
+            return try parseVCreate(&a)
+        case "vadd":
+            return try parseVAdd(&a)
+        case "vsim":
+            return try parseVSim(&a)
+        case "vrem", "vismember", "vemb", "vgetattr":
+            try a.arity(3...(name == "vemb" ? 4 : 3))
+            let (key, element) = (a.string(1), a.string(2))
+            switch name {
+            case "vrem": return .vrem(key: key, element: element)
+            case "vismember": return .vismember(key: key, element: element)
+            case "vemb":
+                if a.count == 4 && a.string(3).uppercased() != "RAW" { throw CommandError.syntax("syntax error: VEMB key element") }
+                if a.count == 4 { throw CommandError.syntax("VEMB RAW is not supported: vectors are stored unquantized; omit RAW") }
+                return .vemb(key: key, element: element)
+            default: return .vgetattr(key: key, element: element)
+            }
+        case "vcard", "vdim", "vinfo", "vdrop":
+            try a.arity(2...2)
+            let key = a.string(1)
+            switch name {
+            case "vcard": return .vcard(key: key)
+            case "vdim": return .vdim(key: key)
+            case "vinfo": return .vinfo(key: key)
+            default: return .vdrop(key: key)
+            }
+        case "vsetattr":
+            try a.arity(4...4)
+            return .vsetattr(key: a.string(1), element: a.string(2), json: a.string(3))
+        case "vlist":
+            try a.arity(1...1)
+            return .vlist
+        default:
+            throw CommandError.unknownCommand(String(buffer: first))
+        }
+    }
+
+    // VCREATE key DIM d [METRIC COSINE|L2|IP] [INDEX FLAT|HNSW|IVF] [M m] [EF_CONSTRUCTION n] [NLIST n]
+    static func parseVCreate(_ a: inout Arguments) throws -> Command {
+        try a.arity(4...)
+        let key = a.string(1)
+        var dimension: Int?
+        var metric = Metric.cosine
+        var index = IndexSpec.flat
+        var i = 2
+        while i < a.count {
+            let option = a.string(i).uppercased()
+            guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
+            let value = a.string(i + 1)
+            switch option {
+            case "DIM": dimension = try a.integer(i + 1, what: "DIM")
+            case "METRIC":
+                guard let m = Metric(rawValue: value.uppercased()) else {
+                    throw CommandError.syntax("unknown METRIC '\(value)': use COSINE, L2 or IP")
+                }
+                metric = m
+            case "INDEX":
+                guard let k = IndexSpec.Kind(rawValue: value.uppercased()) else {
+                    throw CommandError.syntax("unknown INDEX '\(value)': use FLAT, HNSW or IVF")
+                }
+                index.kind = k
+            case "M": index.m = try a.integer(i + 1, what: "M", in: 2...4096)
+            case "EF_CONSTRUCTION": index.efConstruction = try a.integer(i + 1, what: "EF_CONSTRUCTION", in: 1...1_000_000)
+            case "NLIST": index.nlist = try a.integer(i + 1, what: "NLIST", in: 1...1_000_000)
+            default:
+                throw CommandError.syntax("unknown VCREATE option '\(a.string(i))': use DIM, METRIC, INDEX, M, EF_CONSTRUCTION or NLIST")
+            }
+            i += 2
+        }
+        guard let dimension else { throw CommandError.syntax("VCREATE needs DIM d") }
+        return .vcreate(key: key, dimension: dimension, metric: metric, index: index)
+    }
+
+    // VADD key [REDUCE dim] (VALUES n v1 .. vn | FP32 blob) element [CAS] [NOQUANT] [EF n] [M m] [SETATTR json]
+    static func parseVAdd(_ a: inout Arguments) throws -> Command {
+        try a.arity(4...)
+        let key = a.string(1)
+        var i = 2
+        if a.string(i).uppercased() == "REDUCE" {
+            throw CommandError.syntax("REDUCE is not supported: send vectors of the collection's dimension")
+        }
+        let vector = try a.vector(at: &i)
+        guard i < a.count else { throw CommandError.wrongArity("vadd") }
+        let element = a.string(i)
+        i += 1
+        var attributes: String?
+        while i < a.count {
+            let option = a.string(i).uppercased()
+            switch option {
+            case "CAS", "NOQUANT":
+                i += 1
+            case "Q8", "BIN":
+                throw CommandError.syntax("\(option) quantization is not supported: vectors are stored as float32; omit \(option)")
+            case "EF", "M":
+                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
+                _ = try a.integer(i + 1, what: option, in: 1...1_000_000)
+                i += 2
+            case "SETATTR":
+                guard i + 1 < a.count else { throw CommandError.syntax("option SETATTR needs a JSON value") }
+                attributes = a.string(i + 1)
+                i += 2
+            default:
+                throw CommandError.syntax("unknown VADD option '\(a.string(i))': use SETATTR json, CAS, NOQUANT, EF or M")
+            }
+        }
+        return .vadd(key: key, vector: vector, element: element, attributes: attributes)
+    }
+
+    // VSIM key (ELE element [FROM other] | VALUES n ... | FP32 blob) [COUNT k] [WITHSCORES] [WITHATTRIBS]
+    //      [EF ef] [NPROBE p] [TRUTH] [NOTHREAD]
+    static func parseVSim(_ a: inout Arguments) throws -> Command {
+        try a.arity(3...)
+        let key = a.string(1)
+        var i = 2
+        let input: QueryInput
+        if a.string(i).uppercased() == "ELE" {
+            guard i + 1 < a.count else { throw CommandError.syntax("ELE needs an element") }
+            let element = a.string(i + 1)
+            i += 2
+            var from: String?
+            if i < a.count && a.string(i).uppercased() == "FROM" {
+                guard i + 1 < a.count else { throw CommandError.syntax("FROM needs a collection") }
+                from = a.string(i + 1)
+                i += 2
+            }
+            input = .element(element, from: from)
+        } else {
+            input = .vector(try a.vector(at: &i))
+        }
+        var request = VSimRequest(key: key, input: input)
+        while i < a.count {
+            let option = a.string(i).uppercased()
+            switch option {
+            case "WITHSCORES": request.withScores = true; i += 1
+            case "WITHATTRIBS": request.withAttributes = true; i += 1
+            case "TRUTH": request.truth = true; i += 1
+            case "NOTHREAD": i += 1
+            case "COUNT", "EF", "NPROBE":
+                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
+                let v = try a.integer(i + 1, what: option)
+                switch option {
+                case "COUNT": request.count = v
+                case "EF":
+                    guard v >= 1 && v <= 1_000_000 else { throw CommandError.syntax("EF \(v) is out of range: use 1..1000000") }
+                    request.ef = v
+                default:
+                    guard v >= 1 else { throw CommandError.syntax("NPROBE \(v) is out of range: use 1 or more") }
+                    request.nprobe = v
+                }
+                i += 2
+            case "FILTER", "FILTER-EF", "EPSILON":
+                throw CommandError.syntax("\(option) is not supported yet")
+            default:
+                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EF, NPROBE or TRUTH")
+            }
+        }
+        return .vsim(request)
+    }
+}
+
+/// Positional access to a request's arguments with the checks every command needs.
+struct Arguments {
+    let args: [ByteBuffer]
+    let command: String
+
+    var count: Int { args.count }
+
+    func string(_ i: Int) -> String { String(buffer: args[i]) }
+
+    func arity(_ range: ClosedRange<Int>) throws {
+        if !range.contains(args.count) { throw CommandError.wrongArity(command) }
+    }
+
+    func arity(_ range: PartialRangeFrom<Int>) throws {
+        if !range.contains(args.count) { throw CommandError.wrongArity(command) }
+    }
+
+    func integer(_ i: Int, what: String, in range: ClosedRange<Int>? = nil) throws -> Int {
+        let s = string(i)
+        guard let v = Int(s) else { throw CommandError.syntax("\(what) must be an integer, got '\(s.prefix(64))'") }
+        if let range, !range.contains(v) {
+            throw CommandError.syntax("\(what) \(v) is out of range: use \(range.lowerBound)..\(range.upperBound)")
+        }
+        return v
+    }
+
+    /// Reads `VALUES n v1 .. vn` or `FP32 blob` starting at `i`, leaving `i` after it.
+    func vector(at i: inout Int) throws -> [Float] {
+        let form = string(i).uppercased()
+        switch form {
+        case "VALUES":
+            guard i + 1 < count else { throw CommandError.syntax("VALUES needs a count and that many numbers") }
+            let n = try integer(i + 1, what: "VALUES count", in: 1...4096)
+            guard i + 2 + n <= count else {
+                throw CommandError.syntax("VALUES \(n) needs \(n) numbers, got \(count - i - 2)")
+            }
+            var v = [Float]()
+            v.reserveCapacity(n)
+            for j in 0..<n {
+                let s = string(i + 2 + j)
+                guard let x = Float(s) else {
+                    throw CommandError.syntax("vector component \(j) '\(s.prefix(64))' is not a number")
+                }
+                v.append(x)
+            }
+            i += 2 + n
+            return v
+        case "FP32":
+            guard i + 1 < count else { throw CommandError.syntax("FP32 needs a blob of little-endian float32 values") }
+            let blob = args[i + 1]
+            guard blob.readableBytes > 0 && blob.readableBytes % 4 == 0 else {
+                throw CommandError.syntax("FP32 blob of \(blob.readableBytes) bytes is not a whole number of float32 values")
+            }
+            let n = blob.readableBytes / 4
+            let v = [Float](unsafeUninitializedCapacity: n) { out, initialized in
+                blob.withUnsafeReadableBytes { raw in
+                    for j in 0..<n {
+                        out[j] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: j * 4, as: UInt32.self)))
+                    }
+                }
+                initialized = n
+            }
+            i += 2
+            return v
+        default:
+            throw CommandError.syntax("expected VALUES n v1 .. vn or FP32 blob, got '\(string(i).prefix(64))'")
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import LatentEngine
+import LatentIndex
+import LatentProtocol
+import LatentVectors
+import NIOCore
+
+/// Per-connection state that commands read and change.
+public final class Session: @unchecked Sendable {
+    public let id: Int
+    public var authenticated: Bool
+    public var name = ""
+
+    public init(id: Int, authenticated: Bool) {
+        self.id = id
+        self.authenticated = authenticated
+    }
+}
+
+/// What the connection does after sending a reply.
+public enum AfterReply: Equatable, Sendable {
+    case none
+    case close
+    /// Close the connection without a reply and shut the server down (SHUTDOWN).
+    case shutdown
+}
+
+public struct Outcome: Equatable, Sendable {
+    public var reply: RESPValue
+    public var after: AfterReply = .none
+}
+
+/// Runs requests against the catalog. No sockets: the connection handler hands it batches of requests
+/// on a worker thread, and tests call it directly.
+public final class CommandExecutor: @unchecked Sendable {
+    public let catalog: CollectionCatalog
+    public let configuration: ServerConfiguration
+    public let stats: ServerStats
+
+    public init(catalog: CollectionCatalog, configuration: ServerConfiguration, stats: ServerStats = ServerStats()) {
+        self.catalog = catalog
+        self.configuration = configuration
+        self.stats = stats
+    }
+
+    /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
+    /// under `--fsync always`) before any reply is released, so an acknowledged write is never lost.
+    public func execute(batch: [[ByteBuffer]], session: Session) -> [Outcome] {
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(batch.count)
+        var names: [String] = []
+        var wrote: [Int] = []
+        for args in batch {
+            let (outcome, command) = execute(args, session: session)
+            if let command {
+                names.append(command.name)
+                if command.isWrite && !outcome.reply.isError { wrote.append(outcomes.count) }
+            }
+            outcomes.append(outcome)
+            if outcome.after != .none { break }
+        }
+        if !wrote.isEmpty {
+            do {
+                try catalog.commitBeforeReply()
+            } catch {
+                for i in wrote { outcomes[i] = Outcome(reply: .err("write not made durable: \(error)")) }
+            }
+        }
+        let errors = outcomes.filter { $0.reply.isError }.count
+        stats.record(calls: names, errors: errors)
+        return outcomes
+    }
+
+    func execute(_ args: [ByteBuffer], session: Session) -> (Outcome, Command?) {
+        let command: Command
+        do {
+            command = try CommandParser.parse(args)
+        } catch let e as CommandError {
+            if !session.authenticated, !isAllowedBeforeAuth(args) { return (Outcome(reply: .error(noAuth)), nil) }
+            return (Outcome(reply: .err(e.message)), nil)
+        } catch {
+            return (Outcome(reply: .err("\(error)")), nil)
+        }
+        if !session.authenticated {
+            switch command {
+            case .auth, .hello, .quit: break
+            default: return (Outcome(reply: .error(noAuth)), command)
+            }
+        }
+        do {
+            return (try run(command, session: session), command)
+        } catch let e as EngineError {
+            return (Outcome(reply: .err(e.message)), command)
+        } catch let e as CommandError {
+            return (Outcome(reply: .err(e.message)), command)
+        } catch {
+            return (Outcome(reply: .err("\(error)")), command)
+        }
+    }
+
+    private let noAuth = "NOAUTH Authentication required."
+
+    private func isAllowedBeforeAuth(_ args: [ByteBuffer]) -> Bool {
+        guard let first = args.first else { return false }
+        return ["auth", "hello", "quit"].contains(String(buffer: first).lowercased())
+    }
+
+    private func run(_ command: Command, session: Session) throws -> Outcome {
+        switch command {
+        case .ping(let message):
+            return Outcome(reply: message.map { .bulk($0) } ?? .simpleString("PONG"))
+        case .echo(let message):
+            return Outcome(reply: .bulk(message))
+        case .quit:
+            return Outcome(reply: .ok, after: .close)
+        case .auth(let user, let password):
+            guard let expected = configuration.password else {
+                return Outcome(reply: .err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
+            }
+            guard user == nil || user == "default", password == expected else {
+                return Outcome(reply: .error("WRONGPASS invalid username-password pair or user is disabled."))
+            }
+            session.authenticated = true
+            return Outcome(reply: .ok)
+        case .hello(let version):
+            if let version, version != 2 {
+                return Outcome(reply: .error("NOPROTO unsupported protocol version: latentd speaks RESP2 only"))
+            }
+            if !session.authenticated { return Outcome(reply: .error(noAuth)) }
+            return Outcome(reply: .array([
+                .bulk("server"), .bulk("latentd"), .bulk("version"), .bulk(InfoReport.version), .bulk("proto"), .integer(2),
+                .bulk("id"), .integer(session.id), .bulk("mode"), .bulk("standalone"), .bulk("role"), .bulk("master"),
+                .bulk("modules"), .array([]),
+            ]))
+        case .info(let section):
+            return Outcome(reply: .bulk(InfoReport(executor: self).render(section: section)))
+        case .shutdown:
+            return Outcome(reply: .ok, after: .shutdown)
+        case .command(let sub):
+            // redis-cli asks for COMMAND DOCS on connect; an empty answer makes it fall back to plain mode.
+            return Outcome(reply: sub == "count" ? .integer(0) : .array([]))
+        case .configGet(let patterns):
+            var out: [RESPValue] = []
+            let known: [(String, String)] = [("save", ""), ("appendonly", "no"), ("appendfsync", catalog.fsync.rawValue),
+                                             ("maxclients", String(configuration.maxClients)),
+                                             ("port", String(configuration.port)), ("bind", configuration.host),
+                                             ("databases", "1"), ("dir", configuration.dataDirectory),
+                                             ("proto-max-bulk-len", String(configuration.limits.maxBulkBytes))]
+            for p in patterns.map({ $0.lowercased() }) {
+                for (k, v) in known where p == "*" || p == k { out += [.bulk(k), .bulk(v)] }
+            }
+            return Outcome(reply: .array(out))
+        case .configSet:
+            return Outcome(reply: .err("CONFIG SET is not supported: restart latentd with the flag instead"))
+        case .client(let sub, let arguments):
+            switch sub {
+            case "setinfo": return Outcome(reply: .ok)
+            case "setname":
+                session.name = arguments.first ?? ""
+                return Outcome(reply: .ok)
+            case "getname": return Outcome(reply: session.name.isEmpty ? .null : .bulk(session.name))
+            case "id": return Outcome(reply: .integer(session.id))
+            default: return Outcome(reply: .err("unknown CLIENT subcommand '\(sub)': use SETINFO, SETNAME, GETNAME or ID"))
+            }
+        case .select(let db):
+            return Outcome(reply: db == 0 ? .ok : .err("DB index is out of range: latentd has database 0 only"))
+        case .dbsize:
+            return Outcome(reply: .integer(catalog.names.count))
+        default:
+            return Outcome(reply: try runVectorCommand(command))
+        }
+    }
+
+    private func runVectorCommand(_ command: Command) throws -> RESPValue {
+        switch command {
+        case .vcreate(let key, let dimension, let metric, let index):
+            try catalog.create(name: key, dimension: dimension, metric: metric, index: index)
+            return .ok
+        case .vadd(let key, let vector, let element, let attributes):
+            let c = try catalog.collectionCreatingIfMissing(key, dimension: vector.count)
+            return .integer(try c.upsert(id: element, vector: vector, attributes: attributes) ? 1 : 0)
+        case .vsim(let request):
+            return try similar(request)
+        case .vrem(let key, let element):
+            return .integer(try catalog.collection(key)?.remove(id: element) == true ? 1 : 0)
+        case .vismember(let key, let element):
+            return .integer(catalog.collection(key)?.contains(element) == true ? 1 : 0)
+        case .vemb(let key, let element):
+            guard let v = catalog.collection(key)?.vector(of: element) else { return .null }
+            return .array(v.map { .bulk(Self.format($0)) })
+        case .vcard(let key):
+            return .integer(catalog.collection(key)?.count ?? 0)
+        case .vdim(let key):
+            return .integer(try catalog.require(key).dimension)
+        case .vsetattr(let key, let element, let json):
+            guard let c = catalog.collection(key) else { return .integer(0) }
+            return .integer(try c.setAttributes(id: element, json: json) ? 1 : 0)
+        case .vgetattr(let key, let element):
+            guard let c = catalog.collection(key), c.contains(element) else { return .null }
+            return (try? c.attributes(of: element)).flatMap { $0.map { RESPValue.bulk($0) } } ?? .null
+        case .vinfo(let key):
+            guard let c = catalog.collection(key) else { return .null }
+            return .array(c.info().flatMap { [RESPValue.bulk($0.0), .bulk($0.1)] })
+        case .vlist:
+            return .array(catalog.names.map { .bulk($0) })
+        case .vdrop(let key):
+            return .integer(try catalog.drop(key) ? 1 : 0)
+        default:
+            return .err("internal: \(command.name) is not a vector command")
+        }
+    }
+
+    private func similar(_ request: VSimRequest) throws -> RESPValue {
+        guard let c = catalog.collection(request.key) else {
+            if case .element(_, let from?) = request.input { _ = try catalog.require(from) }
+            return .array([])
+        }
+        let query: [Float]
+        switch request.input {
+        case .vector(let v):
+            query = v
+        case .element(let element, let from):
+            let source = try from.map { try catalog.require($0) } ?? c
+            guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
+            query = v
+        }
+        let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
+        let hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes)
+        var out: [RESPValue] = []
+        out.reserveCapacity(hits.count * (1 + (request.withScores ? 1 : 0) + (request.withAttributes ? 1 : 0)))
+        for hit in hits {
+            out.append(.bulk(hit.id))
+            if request.withScores { out.append(.bulk(Self.format(hit.score))) }
+            if request.withAttributes { out.append(hit.attributes.map { .bulk($0) } ?? .null) }
+        }
+        return .array(out)
+    }
+
+    /// Shortest text that reads back as the same value; whole numbers without ".0", as Redis prints them.
+    static func format(_ x: Double) -> String {
+        if x == x.rounded(), abs(x) < 1e15 { return String(Int(x)) }
+        return String(x)
+    }
+
+    static func format(_ x: Float) -> String {
+        if x == x.rounded(), abs(x) < 1e7 { return String(Int(x)) }
+        return String(x)
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import LatentEngine
+
+/// The text INFO returns: `# Section` headers and `key:value` lines, as Redis prints them, so tools
+/// that read Redis' INFO (redis-cli, exporters) can read it too.
+struct InfoReport {
+    static let version = "0.1.0"
+    let executor: CommandExecutor
+
+    static let sections = ["server", "clients", "stats", "memory", "persistence", "keyspace"]
+
+    func render(section: String?) -> String {
+        let wanted: [String]
+        switch section {
+        case nil, "all", "default", "everything": wanted = InfoReport.sections
+        case "commandstats": wanted = ["stats"]
+        case let s?: wanted = InfoReport.sections.contains(s) ? [s] : []
+        }
+        return wanted.map { render($0) }.joined(separator: "\r\n")
+    }
+
+    private func render(_ section: String) -> String {
+        let config = executor.configuration
+        let catalog = executor.catalog
+        var lines: [(String, String)] = []
+        switch section {
+        case "server":
+            lines = [("redis_version", "8.0.0"), ("latentdb_version", InfoReport.version), ("redis_mode", "standalone"),
+                     ("process_id", String(ProcessInfo.processInfo.processIdentifier)),
+                     ("tcp_port", String(config.port)),
+                     ("uptime_in_seconds", String(Int(Date().timeIntervalSince(executor.stats.startTime)))),
+                     ("data_dir", config.dataDirectory)]
+        case "clients":
+            lines = [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients))]
+        case "stats":
+            let s = executor.stats.snapshot()
+            lines = [("total_connections_received", String(s.total)), ("rejected_connections", String(s.rejected)),
+                     ("total_commands_processed", String(s.commands)), ("total_error_replies", String(s.errors))]
+            lines += s.calls.sorted { $0.key < $1.key }.map { ("cmdstat_\($0.key)", "calls=\($0.value)") }
+        case "memory":
+            let vectors = catalog.memoryBytes
+            lines = [("used_memory_rss", String(InfoReport.residentBytes())), ("used_memory_vectors", String(vectors))]
+        case "persistence":
+            lines = [("fsync", catalog.fsync.rawValue), ("storage_engine", "rocksdb")]
+        case "keyspace":
+            let all = catalog.all
+            lines = [("collections", String(all.count)), ("vectors", String(all.reduce(0) { $0 + $1.count }))]
+            lines += all.sorted { $0.name < $1.name }.map {
+                ("collection_\($0.name)", "size=\($0.count),dim=\($0.dimension),metric=\($0.metric.rawValue)")
+            }
+        default:
+            break
+        }
+        let title = section.prefix(1).uppercased() + section.dropFirst()
+        return "# \(title)\r\n" + lines.map { "\($0.0):\($0.1)\r\n" }.joined()
+    }
+
+    /// Resident set size from /proc (Linux); 0 where that is not available.
+    static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

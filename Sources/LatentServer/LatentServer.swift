@@ -1,0 +1,111 @@
+import Foundation
+import LatentEngine
+import LatentProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The TCP server: NIO event loops for I/O, a worker pool for requests, and an orderly shutdown
+/// (stop accepting, let every connection finish what it received, then the caller closes the store).
+public final class LatentServer: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    public let executor: CommandExecutor
+    private let group: MultiThreadedEventLoopGroup
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    private var serverChannel: Channel?
+    private let connections = NIOLockedValueBox([ObjectIdentifier: Channel]())
+    private let nextSessionId = NIOLockedValueBox(0)
+    private let shutdownPromise: EventLoopPromise<Void>
+    private let shutdownOnce = NIOLockedValueBox(false)
+
+    public init(configuration: ServerConfiguration, catalog: CollectionCatalog, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        executor = CommandExecutor(catalog: catalog, configuration: configuration)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
+        pool.start()
+        shutdownPromise = group.next().makePromise()
+    }
+
+    /// The port actually bound (useful with port 0).
+    public var boundPort: Int? { serverChannel?.localAddress?.port }
+
+    /// Binds the listening socket. A port already in use fails here with a clear message.
+    public func start() throws {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                self.initialize(channel)
+            }
+        do {
+            serverChannel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
+        } catch {
+            throw ServerStartError(description: "cannot listen on \(configuration.host):\(configuration.port): \(error)"
+                + (("\(error)".contains("in use")) ? " (another process already uses this port; choose another with --port)" : ""))
+        }
+        logger.info("latentd listening", metadata: ["address": "\(configuration.host):\(boundPort ?? configuration.port)"])
+    }
+
+    private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        guard executor.stats.connectionOpened(maxClients: configuration.maxClients) else {
+            var buffer = channel.allocator.buffer(capacity: 64)
+            RESPValue.err("max number of clients reached").write(into: &buffer)
+            return channel.writeAndFlush(buffer).flatMap { channel.close() }
+        }
+        let id = ObjectIdentifier(channel)
+        connections.withLockedValue { $0[id] = channel }
+        let stats = executor.stats
+        channel.closeFuture.whenComplete { [connections] _ in
+            stats.connectionClosed()
+            connections.withLockedValue { $0[id] = nil }
+        }
+        let sessionId = nextSessionId.withLockedValue { $0 += 1; return $0 }
+        let session = Session(id: sessionId, authenticated: configuration.password == nil)
+        let handler = RESPServerHandler(executor: executor, pool: pool, session: session, logger: logger,
+                                        onShutdown: { [weak self] in self?.requestShutdown() })
+        return channel.pipeline.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: configuration.limits)))
+            try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(RESPEncoder()))
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+    }
+
+    /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT). Safe to call from any thread, repeatedly.
+    public func requestShutdown() {
+        let first = shutdownOnce.withLockedValue { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        if first { shutdownPromise.succeed(()) }
+    }
+
+    /// Blocks until shutdown is requested, then drains connections and stops the threads.
+    public func runUntilShutdown(drainTimeout: TimeAmount = .seconds(10)) {
+        try? shutdownPromise.futureResult.wait()
+        logger.info("shutting down: no new connections; finishing requests in flight")
+        try? serverChannel?.close().wait()
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        }
+        let loop = group.next()
+        let allClosed = EventLoopFuture.andAllComplete(open.map { $0.closeFuture }, on: loop)
+        let timeout = loop.scheduleTask(in: drainTimeout) {
+            for channel in open { channel.close(promise: nil) }
+        }
+        try? allClosed.wait()
+        timeout.cancel()
+        try? pool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
+}

@@ -1,0 +1,20 @@
+import NIOCore
+import LatentProtocol
+import LatentStorage
+
+/// Everything `latentd`'s flags decide.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7379
+    public var dataDirectory = "./data"
+    /// When set, every connection must AUTH before anything but AUTH, HELLO and QUIT.
+    public var password: String?
+    public var fsync: FsyncPolicy = .everysec
+    public var maxClients = 10_000
+    public var limits = RESPDecoderLimits()
+    /// Threads that run requests off the event loops (searches, writes).
+    public var workerThreads = System.coreCount
+    public var eventLoopThreads = System.coreCount
+
+    public init() {}
+}

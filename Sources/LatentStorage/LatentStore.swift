@@ -1,0 +1,175 @@
+import Foundation
+
+/// The on-disk layout of a LatentDB data directory: which column families exist, how keys are encoded,
+/// and the format version check. docs/storage.md describes the same layout for operators.
+///
+/// Keys start with a big-endian collection id so one collection's records sort together: loading is a
+/// prefix scan and dropping is one range delete per column family.
+public enum StoreLayout {
+    public static let meta = "meta"
+    public static let vectors = "vectors"
+    public static let keys = "keys"
+    public static let attrs = "attrs"
+    public static let index = "index"
+    public static let columnFamilies = [meta, vectors, keys, attrs, index]
+
+    /// Bumped whenever the layout changes in a way older code cannot read.
+    public static let formatVersion: UInt32 = 1
+
+    static let formatVersionKey = Array("format_version".utf8)
+    static let nextCollectionIdKey = Array("next_collection_id".utf8)
+    static let collectionPrefix = Array("collection/".utf8)
+
+    public static func collectionKey(_ name: String) -> [UInt8] { collectionPrefix + Array(name.utf8) }
+
+    public static func prefix(_ collection: UInt32) -> [UInt8] { bigEndian(collection) }
+
+    /// vectors/attrs: collection id ++ internal id, both big-endian.
+    public static func slotKey(_ collection: UInt32, _ slot: UInt32) -> [UInt8] {
+        bigEndian(collection) + bigEndian(slot)
+    }
+
+    /// keys: collection id ++ the external id's UTF-8 bytes.
+    public static func idKey(_ collection: UInt32, _ id: String) -> [UInt8] { bigEndian(collection) + Array(id.utf8) }
+
+    public static func bigEndian(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
+
+    public static func readBigEndian(_ b: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        (UInt32(b[offset]) << 24) | (UInt32(b[offset + 1]) << 16) | (UInt32(b[offset + 2]) << 8) | UInt32(b[offset + 3])
+    }
+}
+
+/// When the write-ahead log reaches the disk, as Redis' appendfsync.
+public enum FsyncPolicy: String, CaseIterable, Sendable {
+    /// Before every reply that acknowledges a write (grouped per pipelined batch).
+    case always
+    /// Once a second in the background; a kill -9 loses nothing, a power loss at most a second.
+    case everysec
+    /// Left to the OS; a kill -9 still loses nothing since the WAL is written before the reply.
+    case no
+}
+
+/// A LatentDB data directory opened with every column family, its format version checked.
+public final class LatentStore: @unchecked Sendable {
+    public let db: RocksDB
+    public let directory: String
+    private let lock = NSLock()
+
+    /// Opens (or creates, when the directory is missing or empty) a LatentDB store.
+    /// Refuses a directory that holds something else, a newer format, or one another process has open.
+    public init(directory: String) throws {
+        self.directory = directory
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let exists = fm.fileExists(atPath: directory, isDirectory: &isDir)
+        if exists && !isDir.boolValue {
+            throw StorageError(.notAStore, "\(directory) is a file, not a LatentDB data directory")
+        }
+        let contents = exists ? ((try? fm.contentsOfDirectory(atPath: directory)) ?? []) : []
+        let isNew = contents.filter { !$0.hasPrefix(".") }.isEmpty
+        if !isNew {
+            guard contents.contains("CURRENT"), let cfs = RocksDB.listColumnFamilies(path: directory) else {
+                throw StorageError(.notAStore,
+                    "\(directory) is not a LatentDB data directory (it is not empty and holds no RocksDB database); "
+                    + "choose an empty or new directory with --data-dir")
+            }
+            guard cfs.contains(StoreLayout.meta) else {
+                throw StorageError(.notAStore,
+                    "\(directory) holds a RocksDB database that is not a LatentDB store (no 'meta' column family)")
+            }
+        } else if !exists {
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        do {
+            db = try RocksDB(path: directory, options: RocksDBOptions(
+                columnFamilies: StoreLayout.columnFamilies,
+                lz4ColumnFamilies: [StoreLayout.vectors, StoreLayout.attrs, StoreLayout.index],
+                createIfMissing: isNew))
+        } catch let e as StorageError where e.kind == .locked {
+            throw StorageError(.locked,
+                "data directory \(directory) is in use by another process (its RocksDB LOCK is held); "
+                + "stop the other latentd or choose another --data-dir")
+        }
+        if isNew {
+            let batch = WriteBatch(for: db)
+            try batch.put(StoreLayout.meta, StoreLayout.formatVersionKey, littleEndian(StoreLayout.formatVersion))
+            try db.write(batch, sync: true)
+        } else {
+            guard let raw = try db.get(StoreLayout.meta, StoreLayout.formatVersionKey), raw.count == 4 else {
+                db.close()
+                throw StorageError(.notAStore, "\(directory) has no LatentDB format version; it is not a LatentDB store")
+            }
+            let version = UInt32(raw[0]) | UInt32(raw[1]) << 8 | UInt32(raw[2]) << 16 | UInt32(raw[3]) << 24
+            if version > StoreLayout.formatVersion {
+                db.close()
+                throw StorageError(.newerFormat,
+                    "\(directory) has format version \(version), newer than this latentd supports "
+                    + "(\(StoreLayout.formatVersion)); upgrade latentd")
+            }
+        }
+    }
+
+    public func close() { db.close() }
+
+    /// Every collection definition, as stored by `putCollection`.
+    public func collectionDefinitions() throws -> [(name: String, definition: [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        try db.scan(StoreLayout.meta, prefix: StoreLayout.collectionPrefix) { k, v in
+            let name = String(decoding: k[StoreLayout.collectionPrefix.count...], as: UTF8.self)
+            out.append((name, Array(v)))
+            return true
+        }
+        return out
+    }
+
+    /// Hands out collection ids; never reused, so a dropped collection's range deletes cannot touch a new one.
+    public func allocateCollectionId() throws -> UInt32 {
+        lock.lock()
+        defer { lock.unlock() }
+        var next: UInt32 = 1
+        if let raw = try db.get(StoreLayout.meta, StoreLayout.nextCollectionIdKey), raw.count == 4 {
+            next = UInt32(raw[0]) | UInt32(raw[1]) << 8 | UInt32(raw[2]) << 16 | UInt32(raw[3]) << 24
+        }
+        let batch = WriteBatch(for: db)
+        try batch.put(StoreLayout.meta, StoreLayout.nextCollectionIdKey, littleEndian(next + 1))
+        try db.write(batch)
+        return next
+    }
+
+    /// Adds the records that delete a whole collection to `batch`.
+    public func deleteCollection(name: String, id: UInt32, in batch: WriteBatch) throws {
+        try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(name))
+        let p = StoreLayout.prefix(id)
+        for cf in [StoreLayout.vectors, StoreLayout.keys, StoreLayout.attrs, StoreLayout.index] {
+            try batch.deletePrefix(cf, p)
+        }
+    }
+
+    /// Streams a collection's vectors: (internal id, float32 little-endian bytes).
+    public func scanVectors(collection: UInt32, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
+        try db.scan(StoreLayout.vectors, prefix: StoreLayout.prefix(collection)) { k, v in
+            guard k.count == 8 else { throw StorageError(.rocksdb, "corrupt vector key of \(k.count) bytes") }
+            try body(StoreLayout.readBigEndian(k, at: 4), v)
+            return true
+        }
+    }
+
+    /// Streams a collection's id map: (external id, internal id).
+    public func scanKeys(collection: UInt32, _ body: (String, UInt32) throws -> Void) throws {
+        try db.scan(StoreLayout.keys, prefix: StoreLayout.prefix(collection)) { k, v in
+            guard v.count == 4 else { throw StorageError(.rocksdb, "corrupt id map value of \(v.count) bytes") }
+            try body(String(decoding: k[4...], as: UTF8.self), StoreLayout.readBigEndian(v, at: 0))
+            return true
+        }
+    }
+
+    public func attributes(collection: UInt32, slot: UInt32) throws -> [UInt8]? {
+        try db.get(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
+    }
+}
+
+func littleEndian(_ v: UInt32) -> [UInt8] {
+    [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF), UInt8((v >> 16) & 0xFF), UInt8(v >> 24)]
+}

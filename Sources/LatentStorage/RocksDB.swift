@@ -1,0 +1,329 @@
+import CRocksDB
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An error reported by RocksDB, or by this wrapper around it.
+public struct StorageError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: Equatable, Sendable {
+        /// Another process (or another handle in this one) holds the directory's LOCK file.
+        case locked
+        /// The directory exists but is not a LatentDB store.
+        case notAStore
+        /// The store was written by a newer LatentDB.
+        case newerFormat
+        /// Anything else RocksDB reported (I/O, corruption, ...).
+        case rocksdb
+    }
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Runs `body` with a RocksDB `errptr`, turning a reported error into a thrown `StorageError`.
+/// RocksDB allocates the message with malloc; it is released with `rocksdb_free` as the C API asks.
+@inline(__always)
+func checked<T>(_ context: String, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> T) throws -> T {
+    var err: UnsafeMutablePointer<CChar>? = nil
+    let result = body(&err)
+    if let err {
+        let message = String(cString: err)
+        rocksdb_free(err)
+        let kind: StorageError.Kind = message.contains("lock") && message.contains("LOCK") ? .locked : .rocksdb
+        throw StorageError(kind, "\(context): \(message)")
+    }
+    return result
+}
+
+/// Options used to open a database: explicit, so what the store does is visible in one place.
+public struct RocksDBOptions: Sendable {
+    /// Column families to create when missing. Existing ones are always opened, whatever this lists.
+    public var columnFamilies: [String]
+    /// Column families whose blocks are LZ4-compressed.
+    public var lz4ColumnFamilies: Set<String>
+    public var createIfMissing: Bool
+    public var blockCacheBytes: Int
+
+    public init(columnFamilies: [String], lz4ColumnFamilies: Set<String> = [], createIfMissing: Bool = true,
+                blockCacheBytes: Int = 64 << 20) {
+        self.columnFamilies = columnFamilies
+        self.lz4ColumnFamilies = lz4ColumnFamilies
+        self.createIfMissing = createIfMissing
+        self.blockCacheBytes = blockCacheBytes
+    }
+}
+
+/// A small, safe Swift face of RocksDB's C API: one database with named column families.
+///
+/// Thread-safe as RocksDB is: reads, writes and iterators may be used from any thread.
+/// `close()` must only be called once no other thread uses the handle.
+public final class RocksDB: @unchecked Sendable {
+    private var db: OpaquePointer?
+    private var handles: [String: OpaquePointer] = [:]
+    private var cfOptions: [OpaquePointer] = []
+    private let dbOptions: OpaquePointer
+    private let blockCache: OpaquePointer
+    private let tableOptions: OpaquePointer
+    private let readOptions: OpaquePointer
+    private let writeOptions: OpaquePointer
+    private let syncWriteOptions: OpaquePointer
+    public let path: String
+
+    public init(path: String, options: RocksDBOptions) throws {
+        self.path = path
+        dbOptions = rocksdb_options_create()
+        rocksdb_options_set_create_if_missing(dbOptions, options.createIfMissing ? 1 : 0)
+        rocksdb_options_set_create_missing_column_families(dbOptions, 1)
+        rocksdb_options_increase_parallelism(dbOptions, 2)
+        rocksdb_options_set_keep_log_file_num(dbOptions, 5)
+        blockCache = rocksdb_cache_create_lru(options.blockCacheBytes)
+        tableOptions = rocksdb_block_based_options_create()
+        rocksdb_block_based_options_set_block_cache(tableOptions, blockCache)
+        rocksdb_options_set_block_based_table_factory(dbOptions, tableOptions)
+        readOptions = rocksdb_readoptions_create()
+        writeOptions = rocksdb_writeoptions_create()
+        syncWriteOptions = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
+
+        // Every column family that exists must be opened, or RocksDB refuses the whole database.
+        var names = options.columnFamilies
+        if !names.contains("default") { names.insert("default", at: 0) }
+        var count = 0
+        var listErr: UnsafeMutablePointer<CChar>? = nil
+        if let existing = rocksdb_list_column_families(dbOptions, path, &count, &listErr) {
+            for i in 0..<count {
+                if let cName = existing[i] {
+                    let name = String(cString: cName)
+                    if !names.contains(name) { names.append(name) }
+                }
+            }
+            rocksdb_list_column_families_destroy(existing, count)
+        }
+        if let listErr { rocksdb_free(listErr) } // a new directory has no column families yet
+
+        for name in names {
+            let o = rocksdb_options_create_copy(dbOptions)!
+            if options.lz4ColumnFamilies.contains(name) {
+                rocksdb_options_set_compression(o, Int32(rocksdb_lz4_compression))
+            }
+            cfOptions.append(o)
+        }
+        var cNames: [UnsafePointer<CChar>?] = names.map { UnsafePointer(strdup($0)) }
+        defer { for p in cNames { free(UnsafeMutablePointer(mutating: p)) } }
+        var optPtrs: [OpaquePointer?] = cfOptions.map { Optional($0) }
+        var outHandles = [OpaquePointer?](repeating: nil, count: names.count)
+        do {
+            db = try checked("cannot open RocksDB at \(path)") { err in
+                rocksdb_open_column_families(dbOptions, path, Int32(names.count), &cNames, &optPtrs,
+                                             &outHandles, err)
+            }
+        } catch {
+            releaseOptions()
+            throw error
+        }
+        for (i, name) in names.enumerated() {
+            if let h = outHandles[i] { handles[name] = h }
+        }
+    }
+
+    deinit { close() }
+
+    /// The column families of an existing database, or nil when `path` holds none.
+    public static func listColumnFamilies(path: String) -> [String]? {
+        let opts = rocksdb_options_create()
+        defer { rocksdb_options_destroy(opts) }
+        var count = 0
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let list = rocksdb_list_column_families(opts, path, &count, &err)
+        if let err { rocksdb_free(err) }
+        guard let list else { return nil }
+        defer { rocksdb_list_column_families_destroy(list, count) }
+        return (0..<count).compactMap { i in list[i].map { String(cString: $0) } }
+    }
+
+    private func releaseOptions() {
+        for o in cfOptions { rocksdb_options_destroy(o) }
+        cfOptions = []
+        rocksdb_options_destroy(dbOptions)
+        rocksdb_block_based_options_destroy(tableOptions)
+        rocksdb_cache_destroy(blockCache)
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_writeoptions_destroy(writeOptions)
+        rocksdb_writeoptions_destroy(syncWriteOptions)
+    }
+
+    /// Flushes nothing by itself (the WAL already holds every write); releases handles and the LOCK file.
+    public func close() {
+        guard let db else { return }
+        for (_, h) in handles { rocksdb_column_family_handle_destroy(h) }
+        handles = [:]
+        rocksdb_close(db)
+        self.db = nil
+        releaseOptions()
+    }
+
+    public var columnFamilyNames: [String] { Array(handles.keys).sorted() }
+
+    func handle(_ cf: String) throws -> OpaquePointer {
+        guard let h = handles[cf] else { throw StorageError(.rocksdb, "unknown column family '\(cf)'") }
+        return h
+    }
+
+    private func open() throws -> OpaquePointer {
+        guard let db else { throw StorageError(.rocksdb, "database is closed") }
+        return db
+    }
+
+    /// Reads one value; nil when the key is absent.
+    public func get(_ cf: String, _ key: [UInt8]) throws -> [UInt8]? {
+        let db = try open()
+        let h = try handle(cf)
+        var len = 0
+        let value: UnsafeMutablePointer<CChar>? = try key.withUnsafeBufferPointer { k in
+            try checked("get from \(cf)") { err in
+                k.baseAddress!.withMemoryRebound(to: CChar.self, capacity: k.count) {
+                    rocksdb_get_cf(db, readOptions, h, $0, k.count, &len, err)
+                }
+            }
+        }
+        guard let value else { return nil }
+        defer { rocksdb_free(value) }
+        return value.withMemoryRebound(to: UInt8.self, capacity: len) { Array(UnsafeBufferPointer(start: $0, count: len)) }
+    }
+
+    /// Applies a batch atomically. `sync` makes RocksDB fsync the WAL before returning.
+    public func write(_ batch: WriteBatch, sync: Bool = false) throws {
+        let db = try open()
+        try checked("write") { err in
+            rocksdb_write(db, sync ? syncWriteOptions : writeOptions, batch.raw, err)
+        }
+    }
+
+    /// Forces the write-ahead log to disk: every write made so far survives a power loss.
+    public func syncWAL() throws {
+        let db = try open()
+        try checked("sync WAL") { err in rocksdb_flush_wal(db, 1, err) }
+    }
+
+    /// Flushes memtables of the given column families to SST files.
+    public func flush(_ cfs: [String]) throws {
+        let db = try open()
+        let opts = rocksdb_flushoptions_create()
+        defer { rocksdb_flushoptions_destroy(opts) }
+        rocksdb_flushoptions_set_wait(opts, 1)
+        for cf in cfs {
+            let h = try handle(cf)
+            try checked("flush \(cf)") { err in rocksdb_flush_cf(db, opts, h, err) }
+        }
+    }
+
+    /// Visits every key starting with `prefix`, in key order. Return false from `body` to stop.
+    public func scan(_ cf: String, prefix: [UInt8],
+                     _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        let db = try open()
+        let h = try handle(cf)
+        let opts = rocksdb_readoptions_create()
+        defer { rocksdb_readoptions_destroy(opts) }
+        let upper = prefixUpperBound(prefix)
+        // The bound must outlive the iterator, so it lives in memory we own for the whole scan.
+        let upperPtr = UnsafeMutablePointer<CChar>.allocate(capacity: max(upper?.count ?? 0, 1))
+        defer { upperPtr.deallocate() }
+        if let upper {
+            for (i, b) in upper.enumerated() { upperPtr[i] = CChar(bitPattern: b) }
+            rocksdb_readoptions_set_iterate_upper_bound(opts, upperPtr, upper.count)
+        }
+        guard let it = rocksdb_create_iterator_cf(db, opts, h) else {
+            throw StorageError(.rocksdb, "cannot create iterator on \(cf)")
+        }
+        defer { rocksdb_iter_destroy(it) }
+        prefix.withUnsafeBufferPointer { p in
+            p.baseAddress.map { base in
+                base.withMemoryRebound(to: CChar.self, capacity: p.count) { rocksdb_iter_seek(it, $0, p.count) }
+            } ?? rocksdb_iter_seek_to_first(it)
+        }
+        while rocksdb_iter_valid(it) != 0 {
+            var klen = 0, vlen = 0
+            let k = rocksdb_iter_key(it, &klen)!
+            let v = rocksdb_iter_value(it, &vlen)
+            let keep = try body(UnsafeRawBufferPointer(start: k, count: klen),
+                                UnsafeRawBufferPointer(start: v, count: vlen))
+            if !keep { break }
+            rocksdb_iter_next(it)
+        }
+        try checked("iterate \(cf)") { err in rocksdb_iter_get_error(it, err) }
+    }
+}
+
+/// The smallest key greater than every key with this prefix; nil when there is none (all 0xFF).
+func prefixUpperBound(_ prefix: [UInt8]) -> [UInt8]? {
+    var upper = prefix
+    while let last = upper.last {
+        if last < 0xFF {
+            upper[upper.count - 1] = last + 1
+            return upper
+        }
+        upper.removeLast()
+    }
+    return nil
+}
+
+/// A set of puts and deletes applied atomically by `RocksDB.write`.
+public final class WriteBatch {
+    let raw: OpaquePointer
+    private let db: RocksDB
+
+    public init(for db: RocksDB) {
+        raw = rocksdb_writebatch_create()
+        self.db = db
+    }
+
+    deinit { rocksdb_writebatch_destroy(raw) }
+
+    public var count: Int { Int(rocksdb_writebatch_count(raw)) }
+
+    public func put(_ cf: String, _ key: [UInt8], _ value: UnsafeRawBufferPointer) throws {
+        let h = try db.handle(cf)
+        // RocksDB copies the bytes; an empty value still needs a valid pointer.
+        let placeholder: [CChar] = [0]
+        key.withUnsafeBytes { k in
+            placeholder.withUnsafeBufferPointer { z in
+                rocksdb_writebatch_put_cf(raw, h, k.baseAddress!.assumingMemoryBound(to: CChar.self), k.count,
+                                          value.baseAddress?.assumingMemoryBound(to: CChar.self) ?? z.baseAddress!,
+                                          value.count)
+            }
+        }
+    }
+
+    public func put(_ cf: String, _ key: [UInt8], _ value: [UInt8]) throws {
+        try value.withUnsafeBytes { try put(cf, key, $0) }
+    }
+
+    public func delete(_ cf: String, _ key: [UInt8]) throws {
+        let h = try db.handle(cf)
+        key.withUnsafeBytes { k in
+            rocksdb_writebatch_delete_cf(raw, h, k.baseAddress!.assumingMemoryBound(to: CChar.self), k.count)
+        }
+    }
+
+    /// Deletes every key that starts with `prefix` (one range tombstone, cheap however many keys).
+    public func deletePrefix(_ cf: String, _ prefix: [UInt8]) throws {
+        let h = try db.handle(cf)
+        guard let upper = prefixUpperBound(prefix) else {
+            throw StorageError(.rocksdb, "cannot delete an unbounded prefix")
+        }
+        prefix.withUnsafeBytes { s in
+            upper.withUnsafeBytes { e in
+                rocksdb_writebatch_delete_range_cf(raw, h, s.baseAddress!.assumingMemoryBound(to: CChar.self), s.count,
+                                                   e.baseAddress!.assumingMemoryBound(to: CChar.self), e.count)
+            }
+        }
+    }
+}
