@@ -18,6 +18,18 @@ public struct VSimRequest: Equatable, Sendable {
     public var ef: Int?
     public var nprobe: Int?
     public var truth = false
+
+    public init(key: String, input: QueryInput, count: Int = 10, withScores: Bool = false, withAttributes: Bool = false,
+                ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false) {
+        self.key = key
+        self.input = input
+        self.count = count
+        self.withScores = withScores
+        self.withAttributes = withAttributes
+        self.ef = ef
+        self.nprobe = nprobe
+        self.truth = truth
+    }
 }
 
 /// A parsed request. Parsing checks the grammar (arity, keywords, numbers); the engine checks the

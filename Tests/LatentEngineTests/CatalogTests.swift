@@ -1,0 +1,136 @@
+import Foundation
+@testable import LatentEngine
+import LatentIndex
+import LatentStorage
+import LatentVectors
+import XCTest
+
+final class CatalogTests: XCTestCase {
+    private var directory = ""
+
+    override func setUp() {
+        directory = NSTemporaryDirectory() + "latentdb-engine-\(UUID().uuidString)"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func assertEngineError(_ expected: EngineError, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertEqual($0 as? EngineError, expected, file: file, line: line) }
+    }
+
+    func testEverythingSurvivesReopen() throws {
+        var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
+        let items = try catalog!.create(name: "items", dimension: 4, metric: .ip)
+        try catalog!.create(name: "gone", dimension: 2, metric: .l2)
+        var expected: [String: [Float]] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<300 {
+            let v = (0..<4).map { _ in Float.random(in: -1...1, using: &rng) }
+            expected["m\(i)"] = v
+            XCTAssertTrue(try items.upsert(id: "m\(i)", vector: v, attributes: i == 5 ? "{\"title\":\"five\"}" : nil))
+        }
+        XCTAssertFalse(try items.upsert(id: "m7", vector: [1, 2, 3, 4]))
+        expected["m7"] = [1, 2, 3, 4]
+        for i in stride(from: 100, to: 200, by: 2) {
+            XCTAssertTrue(try items.remove(id: "m\(i)"))
+            expected["m\(i)"] = nil
+        }
+        // Reused slots must not inherit the old element's data.
+        try items.upsert(id: "fresh", vector: [0, 0, 1, 0])
+        expected["fresh"] = [0, 0, 1, 0]
+        XCTAssertTrue(try catalog!.drop("gone"))
+        let before = try items.search([0.1, 0.2, 0.3, 0.4], SearchParameters(k: 20))
+        catalog!.close()
+        catalog = nil
+
+        let reopened = try CollectionCatalog(directory: directory)
+        defer { reopened.close() }
+        XCTAssertEqual(reopened.names, ["items"])
+        let again = try reopened.require("items")
+        XCTAssertEqual(again.definition.metric, .ip)
+        XCTAssertEqual(again.count, expected.count)
+        for (id, v) in expected { XCTAssertEqual(again.vector(of: id), v, id) }
+        XCTAssertNil(again.vector(of: "m100"))
+        XCTAssertEqual(try again.attributes(of: "m5"), "{\"title\":\"five\"}")
+        XCTAssertNil(try again.attributes(of: "fresh"))
+        XCTAssertEqual(try again.search([0.1, 0.2, 0.3, 0.4], SearchParameters(k: 20)), before)
+        // A new collection never reuses the dropped one's id.
+        let newer = try reopened.create(name: "gone", dimension: 2, metric: .l2)
+        XCTAssertEqual(newer.count, 0)
+        XCTAssertEqual(newer.definition.id, 3)
+    }
+
+    func testBadInputsAreRejectedAndWriteNothing() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "cos", dimension: 3, metric: .cosine)
+        assertEngineError(.dimensionMismatch(collection: "cos", expected: 3, got: 2)) { try c.upsert(id: "a", vector: [1, 2]) }
+        assertEngineError(.nonFiniteComponent(index: 1)) { try c.upsert(id: "a", vector: [1, .nan, 2]) }
+        assertEngineError(.nonFiniteComponent(index: 2)) { try c.upsert(id: "a", vector: [1, 1, .infinity]) }
+        assertEngineError(.zeroVectorUnderCosine) { try c.upsert(id: "a", vector: [0, 0, 0]) }
+        assertEngineError(.invalidAttributes("not valid JSON; send an object such as {\"year\":1995}")) {
+            try c.upsert(id: "a", vector: [1, 1, 1], attributes: "{oops")
+        }
+        assertEngineError(.attributesTooLarge(bytes: 70_000)) {
+            try c.upsert(id: "a", vector: [1, 1, 1], attributes: "{\"x\":\"" + String(repeating: "y", count: 70_000 - 8) + "\"}")
+        }
+        assertEngineError(.invalidElementId("it is empty; use 1..512 bytes")) { try c.upsert(id: "", vector: [1, 1, 1]) }
+        assertEngineError(.invalidElementId("it is 513 bytes; at most 512 are allowed")) {
+            try c.upsert(id: String(repeating: "i", count: 513), vector: [1, 1, 1])
+        }
+        assertEngineError(.invalidCount(0)) { _ = try c.search([1, 1, 1], SearchParameters(k: 0)) }
+        assertEngineError(.invalidCount(10_001)) { _ = try c.search([1, 1, 1], SearchParameters(k: 10_001)) }
+        assertEngineError(.invalidCollectionName("bad name")) { try catalog.create(name: "bad name", dimension: 3, metric: .ip) }
+        assertEngineError(.invalidCollectionName("")) { try catalog.create(name: "", dimension: 3, metric: .ip) }
+        assertEngineError(.invalidDimension(0)) { try catalog.create(name: "z", dimension: 0, metric: .ip) }
+        assertEngineError(.invalidDimension(4097)) { try catalog.create(name: "z", dimension: 4097, metric: .ip) }
+        assertEngineError(.collectionExists("cos")) { try catalog.create(name: "cos", dimension: 3, metric: .ip) }
+        assertEngineError(.indexNotAvailable("HNSW")) { try catalog.create(name: "h", dimension: 3, metric: .ip, index: IndexSpec(kind: .hnsw)) }
+        assertEngineError(.unknownCollection("nope")) { _ = try catalog.require("nope") }
+        XCTAssertEqual(c.count, 0)
+        var stored = 0
+        try catalog.store.scanVectors(collection: c.definition.id) { _, _ in stored += 1 }
+        XCTAssertEqual(stored, 0, "a rejected write left records behind")
+        // Names may use letters, digits and _ - . :
+        XCTAssertNoThrow(try catalog.create(name: "ml-1m_v2.items:latest", dimension: 3, metric: .ip))
+    }
+
+    func testSearchOrdersTiesByIdAndScoresPerMetric() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "l2", dimension: 2, metric: .l2)
+        for id in ["d", "b", "a", "c"] { try c.upsert(id: id, vector: [1, 1]) }
+        try c.upsert(id: "far", vector: [4, 5])
+        let hits = try c.search([1, 1], SearchParameters(k: 5))
+        XCTAssertEqual(hits.map(\.id), ["a", "b", "c", "d", "far"])
+        XCTAssertEqual(hits.last!.score, 5, accuracy: 1e-6)
+        XCTAssertEqual(try c.search([1, 1], SearchParameters(k: 2), exact: true).map(\.id), ["a", "b"])
+    }
+
+    func testDroppedCollectionRejectsLateWrites() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "x", dimension: 1, metric: .ip)
+        XCTAssertTrue(try catalog.drop("x"))
+        assertEngineError(.collectionDropped("x")) { try c.upsert(id: "a", vector: [1]) }
+        XCTAssertNil(catalog.collection("x"))
+    }
+
+    func testConcurrentWritersAndReaders() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "x", dimension: 8, metric: .l2)
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for i in 0..<200 {
+                if worker % 2 == 0 {
+                    try? c.upsert(id: "w\(worker)-\(i)", vector: [Float](repeating: Float(i), count: 8))
+                } else {
+                    _ = try? c.search([Float](repeating: 1, count: 8), SearchParameters(k: 5))
+                }
+            }
+        }
+        XCTAssertEqual(c.count, 800)
+    }
+}

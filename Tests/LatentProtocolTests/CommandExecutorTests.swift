@@ -1,0 +1,146 @@
+import Foundation
+import LatentEngine
+import LatentProtocol
+@testable import LatentServer
+import NIOCore
+import XCTest
+
+final class CommandExecutorTests: XCTestCase {
+    private var directory = ""
+    private var catalog: CollectionCatalog!
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "latentdb-exec-\(UUID().uuidString)"
+        catalog = try CollectionCatalog(directory: directory, fsync: .always)
+    }
+
+    override func tearDown() {
+        catalog?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func executor(password: String? = nil) -> CommandExecutor {
+        var config = ServerConfiguration()
+        config.password = password
+        return CommandExecutor(catalog: catalog, configuration: config)
+    }
+
+    private func run(_ e: CommandExecutor, _ session: Session, _ line: String) -> RESPValue {
+        let words = line.split(separator: " ").map { ByteBuffer(string: String($0)) }
+        return e.execute(batch: [words], session: session)[0].reply
+    }
+
+    private func strings(_ v: RESPValue) -> [String] {
+        guard case .array(let items) = v else { return [] }
+        return items.map { if case .bulkString(let b) = $0 { return String(buffer: b) } else { return "\($0)" } }
+    }
+
+    func testVectorCommandsReplyShapes() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        XCTAssertEqual(run(e, s, "VCREATE items DIM 2 METRIC IP"), .ok)
+        XCTAssertEqual(run(e, s, "VCREATE items DIM 2"), .err("collection 'items' already exists"))
+        XCTAssertEqual(run(e, s, "VADD items VALUES 2 1 0 a"), .integer(1))
+        XCTAssertEqual(run(e, s, "VADD items VALUES 2 2 2 b"), .integer(1))
+        XCTAssertEqual(run(e, s, "VADD items VALUES 2 0 1 a"), .integer(0))
+        XCTAssertEqual(run(e, s, "VCARD items"), .integer(2))
+        XCTAssertEqual(run(e, s, "VDIM items"), .integer(2))
+        XCTAssertEqual(strings(run(e, s, "VEMB items a")), ["0", "1"])
+        XCTAssertEqual(strings(run(e, s, "VSIM items VALUES 2 1 1 WITHSCORES")), ["b", "4", "a", "1"])
+        XCTAssertEqual(run(e, s, "VISMEMBER items a"), .integer(1))
+        XCTAssertEqual(run(e, s, "VREM items a"), .integer(1))
+        XCTAssertEqual(run(e, s, "VREM items a"), .integer(0))
+        XCTAssertEqual(run(e, s, "VISMEMBER items a"), .integer(0))
+        XCTAssertEqual(strings(run(e, s, "VLIST")), ["items"])
+        XCTAssertEqual(run(e, s, "VDROP items"), .integer(1))
+        XCTAssertEqual(run(e, s, "VDROP items"), .integer(0))
+        XCTAssertEqual(run(e, s, "VCARD items"), .integer(0))
+    }
+
+    func testMissingKeysAndElements() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        XCTAssertEqual(run(e, s, "VSIM nothing VALUES 2 1 1"), .array([]))
+        XCTAssertEqual(run(e, s, "VEMB nothing x"), .null)
+        XCTAssertEqual(run(e, s, "VGETATTR nothing x"), .null)
+        XCTAssertEqual(run(e, s, "VINFO nothing"), .null)
+        XCTAssertEqual(run(e, s, "VDIM nothing"), .err("no such collection 'nothing'"))
+        XCTAssertEqual(run(e, s, "VADD k VALUES 2 1 1 a"), .integer(1))
+        XCTAssertEqual(run(e, s, "VSIM k ELE zzz"), .err("element 'zzz' not found in set"))
+        XCTAssertEqual(run(e, s, "VSIM k ELE a FROM nope"), .err("no such collection 'nope'"))
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 0"), .err("COUNT 0 is out of range: must be between 1 and 10000"))
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 10001"), .err("COUNT 10001 is out of range: must be between 1 and 10000"))
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 3 1 1 1"), .err("vector dimension mismatch: collection 'k' has dimension 2, got 3"))
+    }
+
+    func testVAddCreatesCosineCollectionAndFromQueries() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        XCTAssertEqual(run(e, s, "VCREATE items DIM 2 METRIC IP"), .ok)
+        XCTAssertEqual(run(e, s, "VADD users VALUES 2 1 3 u42"), .integer(1))
+        XCTAssertEqual(catalog.collection("users")?.metric, .cosine)
+        _ = run(e, s, "VADD items VALUES 2 1 0 m1")
+        _ = run(e, s, "VADD items VALUES 2 0 1 m2")
+        _ = run(e, s, "VADD items VALUES 2 5 0 m3")
+        // u42 . m1 = 1, . m2 = 3, . m3 = 5
+        XCTAssertEqual(strings(run(e, s, "VSIM items ELE u42 FROM users COUNT 2 WITHSCORES")), ["m3", "5", "m2", "3"])
+    }
+
+    func testAttributes() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        let words = ["VADD", "k", "VALUES", "1", "1", "a", "SETATTR", "{\"title\":\"Toy Story\"}"].map { ByteBuffer(string: $0) }
+        XCTAssertEqual(e.execute(batch: [words], session: s)[0].reply, .integer(1))
+        XCTAssertEqual(run(e, s, "VGETATTR k a"), .bulk("{\"title\":\"Toy Story\"}"))
+        XCTAssertEqual(strings(run(e, s, "VSIM k ELE a WITHATTRIBS")), ["a", "{\"title\":\"Toy Story\"}"])
+        XCTAssertEqual(run(e, s, "VSETATTR k a [1,2]"), .err("invalid JSON attributes: must be a JSON object such as {\"year\":1995}"))
+        XCTAssertEqual(run(e, s, "VSETATTR k a {bad"), .err("invalid JSON attributes: not valid JSON; send an object such as {\"year\":1995}"))
+        XCTAssertEqual(run(e, s, "VSETATTR k zz {}"), .integer(0))
+        let clear = ["VSETATTR", "k", "a", ""].map { ByteBuffer(string: $0) }
+        XCTAssertEqual(e.execute(batch: [clear], session: s)[0].reply, .integer(1))
+        XCTAssertEqual(run(e, s, "VGETATTR k a"), .null)
+    }
+
+    func testAuthentication() {
+        let e = executor(password: "s3cret"), s = Session(id: 1, authenticated: false)
+        XCTAssertEqual(run(e, s, "VCARD k"), .error("NOAUTH Authentication required."))
+        XCTAssertEqual(run(e, s, "FROB"), .error("NOAUTH Authentication required."))
+        XCTAssertEqual(run(e, s, "AUTH wrong"), .error("WRONGPASS invalid username-password pair or user is disabled."))
+        XCTAssertEqual(run(e, s, "AUTH default s3cret"), .ok)
+        XCTAssertEqual(run(e, s, "VCARD k"), .integer(0))
+        let open = executor(), s2 = Session(id: 2, authenticated: true)
+        XCTAssertTrue(run(open, s2, "AUTH x").isError)
+    }
+
+    func testToolHandshakes() {
+        let e = executor(), s = Session(id: 7, authenticated: true)
+        XCTAssertEqual(run(e, s, "COMMAND DOCS"), .array([]))
+        XCTAssertEqual(strings(run(e, s, "CONFIG GET save")), ["save", ""])
+        XCTAssertEqual(strings(run(e, s, "CONFIG GET appendonly")), ["appendonly", "no"])
+        XCTAssertEqual(run(e, s, "CLIENT SETINFO LIB-NAME x"), .ok)
+        XCTAssertEqual(run(e, s, "SELECT 0"), .ok)
+        XCTAssertTrue(run(e, s, "SELECT 1").isError)
+        XCTAssertEqual(run(e, s, "HELLO 3"), .error("NOPROTO unsupported protocol version: latentd speaks RESP2 only"))
+        XCTAssertEqual(run(e, s, "PING"), .simpleString("PONG"))
+        XCTAssertEqual(run(e, s, "PING hi"), .bulk("hi"))
+    }
+
+    func testInfoCountsCommandsPerName() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        _ = run(e, s, "VADD k VALUES 1 1 a")
+        _ = run(e, s, "VADD k VALUES 1 2 b")
+        _ = run(e, s, "VCARD k")
+        guard case .bulkString(let b) = run(e, s, "INFO") else { return XCTFail("INFO is not a bulk string") }
+        let text = String(buffer: b)
+        for expected in ["# Server", "# Clients", "# Stats", "# Memory", "# Keyspace", "cmdstat_vadd:calls=2",
+                         "cmdstat_vcard:calls=1", "collections:1", "vectors:2"] {
+            XCTAssertTrue(text.contains(expected), "INFO lacks \(expected):\n\(text)")
+        }
+        guard case .bulkString(let only) = run(e, s, "INFO keyspace") else { return XCTFail() }
+        XCTAssertFalse(String(buffer: only).contains("# Server"))
+    }
+
+    func testQuitAndShutdownEndTheBatch() {
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        let batch = ["PING", "QUIT", "PING"].map { [ByteBuffer(string: $0)] }
+        let outcomes = e.execute(batch: batch, session: s)
+        XCTAssertEqual(outcomes.map(\.after), [.none, .close])
+        XCTAssertEqual(e.execute(batch: [[ByteBuffer(string: "SHUTDOWN")]], session: s)[0].after, .shutdown)
+    }
+}

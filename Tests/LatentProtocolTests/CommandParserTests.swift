@@ -1,0 +1,89 @@
+import LatentIndex
+import LatentProtocol
+import LatentVectors
+import NIOCore
+import XCTest
+
+final class CommandParserTests: XCTestCase {
+    private func parse(_ words: [String]) throws -> Command {
+        try CommandParser.parse(words.map { ByteBuffer(string: $0) })
+    }
+
+    private func assertError(_ words: [String], _ expected: CommandError, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try parse(words), file: file, line: line) { e in
+            XCTAssertEqual(e as? CommandError, expected, file: file, line: line)
+        }
+    }
+
+    private func assertSyntaxError(_ words: [String], containing text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try parse(words), file: file, line: line) { e in
+            guard case .syntax(let m)? = e as? CommandError else { return XCTFail("not a syntax error: \(e)", file: file, line: line) }
+            XCTAssertTrue(m.contains(text), "'\(m)' lacks '\(text)'", file: file, line: line)
+        }
+    }
+
+    func testVAddWithValuesAndAttributes() throws {
+        XCTAssertEqual(try parse(["vadd", "items", "VALUES", "3", "1", "-2.5", "1e-3", "m1", "SETATTR", "{\"a\":1}"]),
+                       .vadd(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: "{\"a\":1}"))
+    }
+
+    func testVAddWithFP32Blob() throws {
+        var blob = ByteBuffer()
+        for x: Float in [0.5, -1, 3] { blob.writeInteger(x.bitPattern, endianness: .little) }
+        let cmd = try CommandParser.parse([ByteBuffer(string: "VADD"), ByteBuffer(string: "k"), ByteBuffer(string: "FP32"), blob, ByteBuffer(string: "e")])
+        XCTAssertEqual(cmd, .vadd(key: "k", vector: [0.5, -1, 3], element: "e", attributes: nil))
+    }
+
+    func testVAddBadInputs() {
+        assertError(["VADD", "k"], .wrongArity("vadd"))
+        assertError(["VADD", "k", "VALUES", "2", "1", "2"], .wrongArity("vadd"))
+        assertSyntaxError(["VADD", "k", "VALUES", "5", "1", "2", "e"], containing: "VALUES 5 needs 5 numbers, got 3")
+        assertSyntaxError(["VADD", "k", "VALUES", "3", "1", "2", "e"], containing: "component 2 'e' is not a number")
+        assertSyntaxError(["VADD", "k", "VALUES", "2", "1", "abc", "e"], containing: "component 1 'abc' is not a number")
+        assertSyntaxError(["VADD", "k", "FP32", "abc", "e"], containing: "not a whole number of float32")
+        assertSyntaxError(["VADD", "k", "REDUCE", "2", "VALUES", "1", "1", "e"], containing: "REDUCE is not supported")
+        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "Q8"], containing: "quantization is not supported")
+        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "BOGUS"], containing: "unknown VADD option")
+        assertSyntaxError(["VADD", "k", "VALUES", "0", "e"], containing: "out of range")
+    }
+
+    func testVSimForms() throws {
+        XCTAssertEqual(try parse(["VSIM", "items", "ELE", "u42", "FROM", "users", "COUNT", "5", "WITHSCORES", "EF", "50"]),
+                       .vsim(VSimRequest(key: "items", input: .element("u42", from: "users"), count: 5, withScores: true, ef: 50)))
+        XCTAssertEqual(try parse(["vsim", "k", "values", "2", "1", "2", "withattribs", "truth"]),
+                       .vsim(VSimRequest(key: "k", input: .vector([1, 2]), withAttributes: true, truth: true)))
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "COUNT"], containing: "COUNT needs a value")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "COUNT", "x"], containing: "COUNT must be an integer")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "FILTER", ".x > 1"], containing: "not supported")
+        assertSyntaxError(["VSIM", "k", "SOMETHING"], containing: "expected VALUES n")
+    }
+
+    func testVCreate() throws {
+        XCTAssertEqual(try parse(["VCREATE", "items", "DIM", "64", "METRIC", "ip"]),
+                       .vcreate(key: "items", dimension: 64, metric: .ip, index: .flat))
+        XCTAssertEqual(try parse(["VCREATE", "x", "DIM", "8", "INDEX", "hnsw", "M", "32", "EF_CONSTRUCTION", "100"]),
+                       .vcreate(key: "x", dimension: 8, metric: .cosine, index: IndexSpec(kind: .hnsw, m: 32, efConstruction: 100)))
+        assertSyntaxError(["VCREATE", "x", "METRIC", "IP"], containing: "needs DIM")
+        assertSyntaxError(["VCREATE", "x", "DIM", "3", "METRIC", "HAMMING"], containing: "unknown METRIC")
+        assertSyntaxError(["VCREATE", "x", "DIM", "3", "METRIC"], containing: "needs a value")
+    }
+
+    func testArityAndUnknownCommands() {
+        assertError(["FROB", "x"], .unknownCommand("FROB"))
+        assertError(["VREM", "k"], .wrongArity("vrem"))
+        assertError(["VCARD"], .wrongArity("vcard"))
+        assertError(["ECHO"], .wrongArity("echo"))
+        XCTAssertEqual(CommandError.wrongArity("vadd").message, "wrong number of arguments for 'vadd' command")
+        XCTAssertEqual(CommandError.unknownCommand("x").message, "unknown command 'x'")
+    }
+
+    func testConnectionCommands() throws {
+        XCTAssertEqual(try parse(["PING"]), .ping(nil))
+        XCTAssertEqual(try parse(["AUTH", "default", "pw"]), .auth(user: "default", password: "pw"))
+        XCTAssertEqual(try parse(["CONFIG", "GET", "save"]), .configGet(["save"]))
+        XCTAssertEqual(try parse(["COMMAND", "DOCS"]), .command(subcommand: "docs"))
+        XCTAssertEqual(try parse(["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]), .client(subcommand: "setinfo", arguments: ["LIB-NAME", "redis-py"]))
+        XCTAssertEqual(try parse(["SELECT", "0"]), .select(0))
+        XCTAssertEqual(try parse(["HELLO", "3"]), .hello(protocolVersion: 3))
+    }
+}
