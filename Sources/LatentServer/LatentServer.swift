@@ -6,6 +6,23 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
+/// Answers one error and closes: what a connection over --max-clients gets.
+final class RejectConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let reason: String
+
+    init(reason: String) { self.reason = reason }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        RESPValue.err(reason).write(into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
 public struct ServerStartError: Error, CustomStringConvertible {
     public let description: String
 }
@@ -44,6 +61,8 @@ public final class LatentServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A client that sends its requests and then shuts down its side (nc, scripts) still gets every reply.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { [self] channel in
                 self.initialize(channel)
             }
@@ -58,9 +77,9 @@ public final class LatentServer: @unchecked Sendable {
 
     private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
         guard executor.stats.connectionOpened(maxClients: configuration.maxClients) else {
-            var buffer = channel.allocator.buffer(capacity: 64)
-            RESPValue.err("max number of clients reached").write(into: &buffer)
-            return channel.writeAndFlush(buffer).flatMap { channel.close() }
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RejectConnectionHandler(reason: "max number of clients reached"))
+            }
         }
         let id = ObjectIdentifier(channel)
         connections.withLockedValue { $0[id] = channel }

@@ -71,7 +71,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is DrainEvent {
+        if event is DrainEvent || (event as? ChannelEvent) == .inputClosed {
             closing = true
             runNextBatch(context: context)
         } else {
