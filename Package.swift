@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "latentd", targets: ["latentd"]),
+        .executable(name: "latentctl", targets: ["latentctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -42,6 +43,10 @@ let package = Package(
             "LatentServer", "LatentEngine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "latentctl", dependencies: [
+            "LatentVectors", "LatentIndex",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LatentStorageTests", dependencies: ["LatentStorage"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),

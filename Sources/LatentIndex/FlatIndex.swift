@@ -20,37 +20,28 @@ public final class FlatIndex: VectorIndex {
         FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
     }
 
+    /// Vectors per call of the block kernel: large enough to amortise the call, small enough that the
+    /// distances stay in L1.
+    static let block = 256
+
     /// The exact top-k over every live slot.
     public static func scan(_ query: UnsafePointer<Float>, in buffer: VectorBuffer, metric: Metric, k: Int,
                             ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
         var top = TopK(k: k, ranksBefore: ranksBefore)
-        let dim = buffer.dimension
-        let qInv = DistanceKernels.inverseNorm(query, dim)
         let n = buffer.slotCount
-        var slot = 0
-        // One switch outside the loop so each loop body is a single straight kernel call.
-        switch metric {
-        case .l2:
-            while slot < n {
-                if buffer.isLive(slot) {
-                    top.push(UInt32(slot), DistanceKernels.l2Squared(query, buffer.vector(slot), dim))
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { distances in
+            let out = distances.baseAddress!
+            var start = 0
+            while start < n {
+                let count = min(block, n - start)
+                DistanceKernels.distances(metric, query: query, base: buffer.vector(start), count: count,
+                                          dimension: buffer.dimension, invNorms: buffer.inverseNorms(from: start), out: out)
+                var threshold = top.threshold
+                for i in 0..<count where out[i] <= threshold && buffer.isLive(start + i) {
+                    top.push(UInt32(start + i), out[i])
+                    threshold = top.threshold
                 }
-                slot += 1
-            }
-        case .ip:
-            while slot < n {
-                if buffer.isLive(slot) {
-                    top.push(UInt32(slot), -DistanceKernels.dot(query, buffer.vector(slot), dim))
-                }
-                slot += 1
-            }
-        case .cosine:
-            while slot < n {
-                if buffer.isLive(slot) {
-                    top.push(UInt32(slot), DistanceKernels.distance(.cosine, query, buffer.vector(slot), dim,
-                                                                    invNormA: qInv, invNormB: buffer.inverseNorm(slot)))
-                }
-                slot += 1
+                start += count
             }
         }
         return top.sorted()

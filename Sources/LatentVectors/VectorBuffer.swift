@@ -86,6 +86,10 @@ public final class VectorBuffer {
     @inlinable @inline(__always)
     public func inverseNorm(_ slot: Int) -> Float { norms[slot] }
 
+    /// Reciprocal norms from `slot` on (contiguous, one per slot), for the block kernels.
+    @inlinable @inline(__always)
+    public func inverseNorms(from slot: Int) -> UnsafePointer<Float> { UnsafePointer(norms + slot) }
+
     public func copyVector(_ slot: Int) -> [Float] {
         Array(UnsafeBufferPointer(start: vector(slot), count: dimension))
     }

@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ClientError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A reply as the tool needs it: enough of RESP2 to check pipelined answers.
+enum Reply: Equatable {
+    case simple(String), error(String), integer(Int), bulk([UInt8]?), array([Reply]?)
+}
+
+/// A blocking RESP2 connection over a TCP socket, for pipelined requests from one thread.
+final class RESPConnection {
+    private let fd: Int32
+    private var readBuffer: [UInt8] = []
+    private var readPosition = 0
+
+    init(host: String, port: Int) throws {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+            throw ClientError(description: "cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(result) }
+        fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0, connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            throw ClientError(description: "cannot connect to \(host):\(port): \(String(cString: strerror(errno)))")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Appends one request, encoded as a RESP array of bulk strings, to `out`.
+    static func encode(_ args: [[UInt8]], into out: inout [UInt8]) {
+        out.append(contentsOf: Array("*\(args.count)\r\n".utf8))
+        for a in args {
+            out.append(contentsOf: Array("$\(a.count)\r\n".utf8))
+            out.append(contentsOf: a)
+            out.append(contentsOf: [13, 10])
+        }
+    }
+
+    func send(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw ClientError(description: "send failed: \(String(cString: strerror(errno)))") }
+            sent += n
+        }
+    }
+
+    func call(_ args: [String]) throws -> Reply {
+        var out: [UInt8] = []
+        RESPConnection.encode(args.map { Array($0.utf8) }, into: &out)
+        try send(out)
+        return try readReply()
+    }
+
+    private func fill() throws {
+        if readPosition > 0 && readPosition == readBuffer.count {
+            readBuffer.removeAll(keepingCapacity: true)
+            readPosition = 0
+        }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        guard n > 0 else { throw ClientError(description: "connection closed by the server") }
+        readBuffer.append(contentsOf: chunk[0..<n])
+    }
+
+    private func line() throws -> [UInt8] {
+        while true {
+            if let cr = readBuffer[readPosition...].firstIndex(of: 13), cr + 1 < readBuffer.count {
+                let l = Array(readBuffer[readPosition..<cr])
+                readPosition = cr + 2
+                return l
+            }
+            try fill()
+        }
+    }
+
+    func readReply() throws -> Reply {
+        let l = try line()
+        guard let type = l.first else { throw ClientError(description: "empty reply line") }
+        let rest = String(decoding: l.dropFirst(), as: UTF8.self)
+        switch type {
+        case UInt8(ascii: "+"): return .simple(rest)
+        case UInt8(ascii: "-"): return .error(rest)
+        case UInt8(ascii: ":"): return .integer(Int(rest) ?? 0)
+        case UInt8(ascii: "$"):
+            let n = Int(rest) ?? -1
+            if n < 0 { return .bulk(nil) }
+            while readBuffer.count - readPosition < n + 2 { try fill() }
+            let data = Array(readBuffer[readPosition..<(readPosition + n)])
+            readPosition += n + 2
+            return .bulk(data)
+        case UInt8(ascii: "*"):
+            let n = Int(rest) ?? -1
+            if n < 0 { return .array(nil) }
+            return .array(try (0..<n).map { _ in try readReply() })
+        default:
+            throw ClientError(description: "unexpected reply line '\(String(decoding: l, as: UTF8.self))'")
+        }
+    }
+}
