@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "LatentEngine", dependencies: [
             "LatentStorage", "LatentIndex", "LatentVectors",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Collections", package: "swift-collections"),
         ]),
         .target(name: "LatentProtocol", dependencies: [
             "LatentVectors", "LatentIndex",

@@ -1,3 +1,4 @@
+import Collections
 import Foundation
 import LatentIndex
 import LatentStorage
@@ -32,40 +33,60 @@ public struct SearchHit: Equatable, Sendable {
 /// Concurrency: writes are serialized by `writeMutex` (validation, the RocksDB WriteBatch, then the
 /// in-memory update); the in-memory state is guarded by a writer-preferring read-write lock that
 /// writers hold only for the memory update, so searches run concurrently and never wait on disk.
+/// Index maintenance (Collection+Index.swift) runs in the background and takes the write lock only
+/// for short steps.
 public final class Collection: @unchecked Sendable {
-    public let definition: CollectionDefinition
-    public var name: String { definition.name }
-    public var dimension: Int { definition.dimension }
-    public var metric: Metric { definition.metric }
+    public let collectionId: UInt32
+    public let name: String
+    public let dimension: Int
+    public let metric: Metric
 
-    private let store: LatentStore
+    let store: LatentStore
+    let indexer: BackgroundIndexer
     private let writeMutex = NSLock()
-    private let state = ReadWriteLock()
+    let state = ReadWriteLock()
     // Guarded by `state` (reads) and by `writeMutex` + `state` (writes).
-    private let buffer: VectorBuffer
+    let buffer: VectorBuffer
     private var slotOf: [String: UInt32] = [:]
-    private var idOf: [String?] = []
+    var idOf: [String?] = []
     private var freeSlots: [UInt32] = []
-    private var index: VectorIndex
-    private var dropped = false
+    /// The requested index (VCREATE / VREBUILD); `index` is the one serving now.
+    var indexSpec: IndexSpec
+    var index: VectorIndex
+    /// Slots written since the index last saw them: searched exactly and merged (read-your-writes).
+    var pending = OrderedSet<UInt32>()
+    var build: IndexBuild?
+    var drainScheduled = false
+    var dropped = false
 
-    init(definition: CollectionDefinition, store: LatentStore) {
-        self.definition = definition
+    init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
+        collectionId = definition.id
+        name = definition.name
+        dimension = definition.dimension
+        metric = definition.metric
+        indexSpec = definition.index
         self.store = store
+        self.indexer = indexer
         buffer = VectorBuffer(dimension: definition.dimension, initialCapacity: 64)
-        index = FlatIndex(metric: definition.metric)
+        index = Collection.emptyIndex(for: definition.index, metric: definition.metric, dimension: definition.dimension,
+                                      buffer: buffer)
+    }
+
+    /// The definition as stored in `meta`, with the index spec currently requested.
+    public var definition: CollectionDefinition {
+        state.withReadLock { CollectionDefinition(id: collectionId, name: name, dimension: dimension, metric: metric, index: indexSpec) }
     }
 
     /// Rebuilds the in-memory state from the store (at startup).
     func load() throws {
         try state.withWriteLock {
-            try store.scanKeys(collection: definition.id) { id, slot in
+            try store.scanKeys(collection: collectionId) { id, slot in
                 slotOf[id] = slot
                 if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
                 idOf[Int(slot)] = id
             }
             let expectedBytes = dimension * 4
-            try store.scanVectors(collection: definition.id) { slot, bytes in
+            try store.scanVectors(collection: collectionId) { slot, bytes in
                 guard bytes.count == expectedBytes else {
                     throw EngineError.storage("vector \(slot) of '\(name)' has \(bytes.count) bytes, expected \(expectedBytes)")
                 }
@@ -74,7 +95,6 @@ public final class Collection: @unchecked Sendable {
                     for i in 0..<dimension { tmp[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
                     buffer.set(slot: Int(slot), tmp.baseAddress!)
                 }
-                index.didSet(slot: slot, in: buffer)
             }
             // An id whose vector is missing cannot be served; drop it from memory (the batch writes both,
             // so this only happens to a store edited by hand).
@@ -83,7 +103,12 @@ public final class Collection: @unchecked Sendable {
                 idOf[Int(slot)] = nil
             }
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
+            // Until a built index is loaded or built, every vector is searched exactly.
+            if indexSpec.kind != .flat {
+                pending = OrderedSet((0..<buffer.slotCount).filter { buffer.isLive($0) }.map { UInt32($0) })
+            }
         }
+        scheduleIndexMaintenance()
     }
 
     // MARK: Writes
@@ -110,18 +135,19 @@ public final class Collection: @unchecked Sendable {
         try Validation.elementId(id)
         try Validation.vector(vector, collection: name, dimension: dimension, metric: metric)
         let attrBytes = try attributes.map(Validation.attributes)
+        defer { scheduleIndexMaintenance() }
         return try withWriter {
             let existing = slotOf[id]
             let slot = existing ?? freeSlots.last ?? UInt32(idOf.count)
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.put(StoreLayout.vectors, StoreLayout.slotKey(definition.id, slot), vectorBytes(vector))
+                try batch.put(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot), vectorBytes(vector))
                 if existing == nil {
-                    try batch.put(StoreLayout.keys, StoreLayout.idKey(definition.id, id), StoreLayout.bigEndian(slot))
+                    try batch.put(StoreLayout.keys, StoreLayout.idKey(collectionId, id), StoreLayout.bigEndian(slot))
                     // A reused slot may still carry a deleted element's attributes.
-                    if attrBytes == nil { try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot)) }
+                    if attrBytes == nil { try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot)) }
                 }
-                if let attrBytes { try batch.put(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot), attrBytes) }
+                if let attrBytes { try batch.put(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot), attrBytes) }
                 try store.db.write(batch)
             }
             state.withWriteLock {
@@ -131,7 +157,7 @@ public final class Collection: @unchecked Sendable {
                     slotOf[id] = slot
                 }
                 vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
-                index.didSet(slot: slot, in: buffer)
+                noteChanged(slot: slot, live: true)
             }
             return existing == nil
         }
@@ -144,9 +170,9 @@ public final class Collection: @unchecked Sendable {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.delete(StoreLayout.keys, StoreLayout.idKey(definition.id, id))
-                try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(definition.id, slot))
-                try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(definition.id, slot))
+                try batch.delete(StoreLayout.keys, StoreLayout.idKey(collectionId, id))
+                try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot))
+                try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot))
                 try store.db.write(batch)
             }
             state.withWriteLock {
@@ -154,7 +180,7 @@ public final class Collection: @unchecked Sendable {
                 idOf[Int(slot)] = nil
                 freeSlots.append(slot)
                 buffer.clear(slot: Int(slot))
-                index.didRemove(slot: slot, in: buffer)
+                noteChanged(slot: slot, live: false)
             }
             return true
         }
@@ -167,7 +193,7 @@ public final class Collection: @unchecked Sendable {
         return try withWriter {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
-            let key = StoreLayout.slotKey(definition.id, slot)
+            let key = StoreLayout.slotKey(collectionId, slot)
             try storageCall {
                 if let bytes { try batch.put(StoreLayout.attrs, key, bytes) } else { try batch.delete(StoreLayout.attrs, key) }
                 try store.db.write(batch)
@@ -176,12 +202,19 @@ public final class Collection: @unchecked Sendable {
         }
     }
 
-    /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix.
+    /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix, and a
+    /// running index build is cancelled.
     func markDropped() {
         writeMutex.lock()
-        dropped = true
+        state.withWriteLock {
+            dropped = true
+            build?.cancel()
+        }
         writeMutex.unlock()
     }
+
+    /// Runs `body` under the writer mutex (e.g. to persist a changed definition in order with writes).
+    func serializedWrite<T>(_ body: () throws -> T) throws -> T { try withWriter(body) }
 
     // MARK: Reads
 
@@ -200,20 +233,31 @@ public final class Collection: @unchecked Sendable {
     }
 
     private func attributes(slot: UInt32) throws -> String? {
-        try storageCall { try store.attributes(collection: definition.id, slot: slot) }.map { String(decoding: $0, as: UTF8.self) }
+        try storageCall { try store.attributes(collection: collectionId, slot: slot) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
+    /// What the index has not seen yet (the pending tail) is scanned exactly and merged in.
     public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
                        withAttributes: Bool = false) throws -> [SearchHit] {
         try Validation.count(params.k)
         try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
+        if let ef = params.ef, ef < 1 { throw EngineError.invalidCount(ef) }
         let hits: [(String, Double, UInt32)] = state.withReadLock {
             let ids = idOf
             let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? "") < (ids[Int(b)] ?? "") }
-            let found = query.withUnsafeBufferPointer { q in
-                exact ? FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
-                      : index.search(q.baseAddress!, in: buffer, params, ranksBefore: ranksBefore)
+            let found: [Neighbor] = query.withUnsafeBufferPointer { q in
+                if exact || index is FlatIndex {
+                    return FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
+                }
+                var merged = index.search(q.baseAddress!, params)
+                if !pending.isEmpty {
+                    merged += FlatIndex.scan(q.baseAddress!, slots: pending.elements, in: buffer, metric: metric,
+                                             k: params.k, ranksBefore: ranksBefore)
+                }
+                merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && ranksBefore($0.slot, $1.slot)) }
+                var seen = Set<UInt32>()
+                return Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
             }
             return found.compactMap { n in
                 idOf[Int(n.slot)].map { ($0, metric.score(fromDistance: n.distance), n.slot) }
@@ -227,9 +271,29 @@ public final class Collection: @unchecked Sendable {
     /// Field/value pairs for VINFO.
     public func info() -> [(String, String)] {
         state.withReadLock {
-            [("name", name), ("metric", metric.rawValue), ("dim", String(dimension)), ("size", String(slotOf.count)),
-             ("index", index.spec.kind.rawValue), ("index-state", "ready"), ("indexed", String(slotOf.count)),
-             ("pending", "0"), ("memory", String(memoryBytesLocked()))]
+            var out = [("name", name), ("metric", metric.rawValue), ("dim", String(dimension)), ("size", String(slotOf.count)),
+                       ("index", indexSpec.kind.rawValue)]
+            if let build {
+                out.append(("index-state", "building"))
+                out.append(("build-progress", "\(Int(build.progress * 100))%"))
+            } else {
+                out.append(("index-state", indexSpec.kind == .flat ? "none" : "ready"))
+            }
+            out.append(("indexed", String(index is FlatIndex ? slotOf.count : index.liveCount)))
+            out.append(("pending", String(pending.count)))
+            out.append(("deleted-in-index", String(index.deletedCount)))
+            let built = index.spec
+            switch built.kind {
+            case .hnsw:
+                out += [("m", String(built.m ?? IndexSpec.defaultM)),
+                        ("ef-construction", String(built.efConstruction ?? IndexSpec.defaultEfConstruction))]
+            case .ivf:
+                if let nlist = built.nlist { out += [("nlist", String(nlist)), ("nprobe-default", String(IVFFlatIndex.defaultNprobe(nlist: nlist)))] }
+            case .flat:
+                break
+            }
+            out.append(("memory", String(memoryBytesLocked())))
+            return out
         }
     }
 
@@ -239,7 +303,7 @@ public final class Collection: @unchecked Sendable {
     private func memoryBytesLocked() -> Int {
         var idBytes = 0
         for id in slotOf.keys { idBytes += id.utf8.count > 15 ? id.utf8.count : 0 }
-        return buffer.memoryBytes + index.memoryBytes + idOf.count * 16 + slotOf.count * 48 + idBytes
+        return buffer.memoryBytes + index.memoryBytes + idOf.count * 16 + slotOf.count * 48 + idBytes + pending.count * 8
     }
 }
 

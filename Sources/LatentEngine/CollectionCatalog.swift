@@ -13,11 +13,14 @@ public final class CollectionCatalog: @unchecked Sendable {
     private var collections: [String: Collection] = [:]
     private let logger: Logger
     private var syncTimer: DispatchSourceTimer?
+    public let indexer: BackgroundIndexer
+    private var closed = false
 
     /// Opens the store at `directory` and loads every collection into memory.
     public init(directory: String, fsync: FsyncPolicy = .everysec, logger: Logger = Logger(label: "latentdb.engine")) throws {
         self.fsync = fsync
         self.logger = logger
+        indexer = BackgroundIndexer(logger: logger)
         store = try LatentStore(directory: directory)
         let decoder = JSONDecoder()
         for (name, raw) in try store.collectionDefinitions() {
@@ -28,7 +31,7 @@ public final class CollectionCatalog: @unchecked Sendable {
                 store.close()
                 throw EngineError.storage("collection definition of '\(name)' is unreadable: \(error)")
             }
-            let c = Collection(definition: definition, store: store)
+            let c = Collection(definition: definition, store: store, indexer: indexer)
             do {
                 try c.load()
             } catch {
@@ -52,6 +55,13 @@ public final class CollectionCatalog: @unchecked Sendable {
 
     /// Syncs the WAL, stops the background sync and closes the store. Call once, after the last request.
     public func close() {
+        let first: Bool = lock.withLock {
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        for c in all { c.markDropped() } // stops builds and drains; nothing writes after this
+        indexer.waitUntilIdle()
         syncTimer?.cancel()
         syncTimer = nil
         do { try store.db.syncWAL() } catch { logger.error("final WAL sync failed: \(error)") }
@@ -93,7 +103,6 @@ public final class CollectionCatalog: @unchecked Sendable {
     public func create(name: String, dimension: Int, metric: Metric, index: IndexSpec = .flat) throws -> Collection {
         try Validation.collectionName(name)
         try Validation.dimension(dimension)
-        if index.kind != .flat { throw EngineError.indexNotAvailable(index.kind.rawValue) }
         lock.lock()
         defer { lock.unlock() }
         if collections[name] != nil { throw EngineError.collectionExists(name) }
@@ -121,9 +130,26 @@ public final class CollectionCatalog: @unchecked Sendable {
             try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), Array(encoded))
             try store.db.write(batch)
         }
-        let c = Collection(definition: definition, store: store)
+        let c = Collection(definition: definition, store: store, indexer: indexer)
         collections[name] = c
         return c
+    }
+
+    /// Rebuilds a collection's index with `spec` in the background (VREBUILD); the definition is stored
+    /// first, so a restart builds the requested index too.
+    public func rebuild(_ name: String, spec: IndexSpec) throws {
+        let c = try require(name)
+        var definition = c.definition
+        definition.index = spec
+        let encoded = try JSONEncoder().encode(definition)
+        try c.serializedWrite {
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), Array(encoded))
+                try store.db.write(batch)
+            }
+        }
+        c.rebuild(with: spec)
     }
 
     /// Deletes a collection and all its records. Returns false when it did not exist.

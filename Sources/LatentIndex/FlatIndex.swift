@@ -1,30 +1,35 @@
 import LatentVectors
 
-/// Exact search: every live vector is compared with the query. Needs no structure of its own; the
-/// buffer's contiguous layout keeps the scan sequential. Also the reference the approximate indexes
-/// are measured against (`VSIM ... TRUTH`).
+/// Exact search: every live vector is compared with the query. It holds nothing of its own and scans
+/// the collection's contiguous buffer. Also the reference the approximate indexes are measured against
+/// (`VSIM ... TRUTH`).
 public final class FlatIndex: VectorIndex {
     public let metric: Metric
+    private let buffer: VectorBuffer
     public var spec: IndexSpec { .flat }
     public var memoryBytes: Int { 0 }
+    public var cheapToAdd: Bool { true }
+    public var liveCount: Int { buffer.liveCount }
+    public var deletedCount: Int { 0 }
 
-    public init(metric: Metric) {
+    public init(metric: Metric, buffer: VectorBuffer) {
         self.metric = metric
+        self.buffer = buffer
     }
 
-    public func didSet(slot: UInt32, in buffer: VectorBuffer) {}
-    public func didRemove(slot: UInt32, in buffer: VectorBuffer) {}
+    public func add(slot: UInt32, vector: UnsafePointer<Float>) {}
+    public func remove(slot: UInt32) {}
+    public func contains(slot: UInt32) -> Bool { buffer.isLive(Int(slot)) }
 
-    public func search(_ query: UnsafePointer<Float>, in buffer: VectorBuffer, _ params: SearchParameters,
-                       ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
-        FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
+    public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
+        FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, ranksBefore: { $0 < $1 })
     }
 
     /// Vectors per call of the block kernel: large enough to amortise the call, small enough that the
     /// distances stay in L1.
     static let block = 256
 
-    /// The exact top-k over every live slot.
+    /// The exact top-k over every live slot of `buffer`, ties ordered by `ranksBefore`.
     public static func scan(_ query: UnsafePointer<Float>, in buffer: VectorBuffer, metric: Metric, k: Int,
                             ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
         var top = TopK(k: k, ranksBefore: ranksBefore)
@@ -43,6 +48,19 @@ public final class FlatIndex: VectorIndex {
                 }
                 start += count
             }
+        }
+        return top.sorted()
+    }
+
+    /// The exact top-k over the given slots only (a collection's not-yet-indexed tail).
+    public static func scan(_ query: UnsafePointer<Float>, slots: [UInt32], in buffer: VectorBuffer, metric: Metric,
+                            k: Int, ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
+        var top = TopK(k: k, ranksBefore: ranksBefore)
+        let dim = buffer.dimension
+        let qInv = DistanceKernels.inverseNorm(query, dim)
+        for slot in slots where buffer.isLive(Int(slot)) {
+            top.push(slot, DistanceKernels.distance(metric, query, buffer.vector(Int(slot)), dim,
+                                                    invNormA: qInv, invNormB: buffer.inverseNorm(Int(slot))))
         }
         return top.sorted()
     }

@@ -22,6 +22,9 @@ public struct IndexSpec: Equatable, Sendable, Codable {
     }
 
     public static let flat = IndexSpec(kind: .flat)
+
+    public static let defaultM = 16
+    public static let defaultEfConstruction = 200
 }
 
 /// Per-query knobs; an index ignores the ones that do not apply to it.
@@ -39,18 +42,26 @@ public struct SearchParameters: Sendable {
 
 /// What FLAT, HNSW and IVF all provide, so a collection never cares which one it holds.
 ///
-/// Indexes are pure computation over a `VectorBuffer` owned by the collection: no I/O, no locking. The
-/// collection calls them with its read lock held for searches and its write lock held for changes.
+/// Indexes are pure computation over memory: no I/O, no locking of their own. The collection calls
+/// `search` under its read lock and the mutations under its write lock. Results carry the collection's
+/// slots and internal distances (lower is better), best first; ties are the collection's to order.
 public protocol VectorIndex: AnyObject {
     var spec: IndexSpec { get }
     var metric: Metric { get }
-    /// The vector at `slot` was stored (or replaced) in the buffer.
-    func didSet(slot: UInt32, in buffer: VectorBuffer)
-    /// The vector at `slot` was deleted; it must never be returned again.
-    func didRemove(slot: UInt32, in buffer: VectorBuffer)
-    /// The best `params.k` live slots for `query`, best first; ties are ordered by `ranksBefore`.
-    func search(_ query: UnsafePointer<Float>, in buffer: VectorBuffer, _ params: SearchParameters,
-                ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor]
-    /// Bytes the index holds beyond the vectors themselves.
+    /// Whether `add` is cheap enough for the write path (FLAT, IVF). Otherwise writes wait in the
+    /// collection's pending tail (searched exactly) until a background task adds them.
+    var cheapToAdd: Bool { get }
+    /// Vectors the index answers for.
+    var liveCount: Int { get }
+    /// Replaced or deleted entries still held (HNSW keeps them as graph waypoints until a rebuild).
+    var deletedCount: Int { get }
+    /// Adds the vector of `slot`, replacing what the index had for it.
+    func add(slot: UInt32, vector: UnsafePointer<Float>)
+    /// Forgets `slot`; it is never returned again.
+    func remove(slot: UInt32)
+    func contains(slot: UInt32) -> Bool
+    /// The best `params.k` slots for `query`.
+    func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor]
+    /// Bytes the index holds.
     var memoryBytes: Int { get }
 }

@@ -61,6 +61,8 @@ public enum Command: Equatable, Sendable {
     case vinfo(key: String)
     case vlist
     case vdrop(key: String)
+    /// Index options not given are nil: the collection keeps its current kind and the defaults.
+    case vrebuild(key: String, kind: IndexSpec.Kind?, m: Int?, efConstruction: Int?, nlist: Int?)
 
     /// The lower-case command name, for per-command statistics and error messages.
     public var name: String {
@@ -90,13 +92,14 @@ public enum Command: Equatable, Sendable {
         case .vinfo: return "vinfo"
         case .vlist: return "vlist"
         case .vdrop: return "vdrop"
+        case .vrebuild: return "vrebuild"
         }
     }
 
     /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
     public var isWrite: Bool {
         switch self {
-        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop: return true
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild: return true
         default: return false
         }
     }

@@ -77,6 +77,14 @@ public enum CommandParser {
         case "vsetattr":
             try a.arity(4...4)
             return .vsetattr(key: a.string(1), element: a.string(2), json: a.string(3))
+        case "vrebuild":
+            try a.arity(2...)
+            guard a.count % 2 == 0 else { throw CommandError.syntax("option \(a.string(a.count - 1).uppercased()) needs a value") }
+            var kindGiven = false
+            let spec = try parseIndexOptions(a, positions: Array(2..<a.count), base: .flat, command: "VREBUILD", also: "",
+                                             kindGiven: &kindGiven)
+            return .vrebuild(key: a.string(1), kind: kindGiven ? spec.kind : nil, m: spec.m,
+                             efConstruction: spec.efConstruction, nlist: spec.nlist)
         case "vlist":
             try a.arity(1...1)
             return .vlist
@@ -91,8 +99,8 @@ public enum CommandParser {
         let key = a.string(1)
         var dimension: Int?
         var metric = Metric.cosine
-        var index = IndexSpec.flat
         var i = 2
+        var rest: [Int] = []
         while i < a.count {
             let option = a.string(i).uppercased()
             guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
@@ -104,21 +112,40 @@ public enum CommandParser {
                     throw CommandError.syntax("unknown METRIC '\(value)': use COSINE, L2 or IP")
                 }
                 metric = m
+            default:
+                rest += [i, i + 1]
+            }
+            i += 2
+        }
+        var kindGiven = false
+        let index = try parseIndexOptions(a, positions: rest, base: .flat, command: "VCREATE",
+                                          also: "DIM, METRIC, ", kindGiven: &kindGiven)
+        guard let dimension else { throw CommandError.syntax("VCREATE needs DIM d") }
+        return .vcreate(key: key, dimension: dimension, metric: metric, index: index)
+    }
+
+    /// INDEX / M / EF_CONSTRUCTION / NLIST pairs, shared by VCREATE and VREBUILD.
+    static func parseIndexOptions(_ a: Arguments, positions: [Int], base: IndexSpec, command: String, also: String,
+                                  kindGiven: inout Bool) throws -> IndexSpec {
+        var index = base
+        for j in stride(from: 0, to: positions.count, by: 2) {
+            let i = positions[j]
+            let value = a.string(i + 1)
+            switch a.string(i).uppercased() {
             case "INDEX":
                 guard let k = IndexSpec.Kind(rawValue: value.uppercased()) else {
                     throw CommandError.syntax("unknown INDEX '\(value)': use FLAT, HNSW or IVF")
                 }
                 index.kind = k
-            case "M": index.m = try a.integer(i + 1, what: "M", in: 2...4096)
-            case "EF_CONSTRUCTION": index.efConstruction = try a.integer(i + 1, what: "EF_CONSTRUCTION", in: 1...1_000_000)
+                kindGiven = true
+            case "M": index.m = try a.integer(i + 1, what: "M", in: 2...512)
+            case "EF_CONSTRUCTION": index.efConstruction = try a.integer(i + 1, what: "EF_CONSTRUCTION", in: 1...100_000)
             case "NLIST": index.nlist = try a.integer(i + 1, what: "NLIST", in: 1...1_000_000)
             default:
-                throw CommandError.syntax("unknown VCREATE option '\(a.string(i))': use DIM, METRIC, INDEX, M, EF_CONSTRUCTION or NLIST")
+                throw CommandError.syntax("unknown \(command) option '\(a.string(i))': use \(also)INDEX, M, EF_CONSTRUCTION or NLIST")
             }
-            i += 2
         }
-        guard let dimension else { throw CommandError.syntax("VCREATE needs DIM d") }
-        return .vcreate(key: key, dimension: dimension, metric: metric, index: index)
+        return index
     }
 
     // VADD key [REDUCE dim] (VALUES n v1 .. vn | FP32 blob) element [CAS] [NOQUANT] [EF n] [M m] [SETATTR json]

@@ -205,6 +205,15 @@ public final class CommandExecutor: @unchecked Sendable {
             return .array(catalog.names.map { .bulk($0) })
         case .vdrop(let key):
             return .integer(try catalog.drop(key) ? 1 : 0)
+        case .vrebuild(let key, let kind, let m, let efConstruction, let nlist):
+            let current = try catalog.require(key).definition.index
+            let newKind = kind ?? current.kind
+            let sameKind = newKind == current.kind
+            let spec = IndexSpec(kind: newKind, m: m ?? (sameKind ? current.m : nil),
+                                 efConstruction: efConstruction ?? (sameKind ? current.efConstruction : nil),
+                                 nlist: nlist ?? (sameKind ? current.nlist : nil))
+            try catalog.rebuild(key, spec: spec)
+            return .ok
         default:
             return .err("internal: \(command.name) is not a vector command")
         }

@@ -87,7 +87,6 @@ final class CatalogTests: XCTestCase {
         assertEngineError(.invalidDimension(0)) { try catalog.create(name: "z", dimension: 0, metric: .ip) }
         assertEngineError(.invalidDimension(4097)) { try catalog.create(name: "z", dimension: 4097, metric: .ip) }
         assertEngineError(.collectionExists("cos")) { try catalog.create(name: "cos", dimension: 3, metric: .ip) }
-        assertEngineError(.indexNotAvailable("HNSW")) { try catalog.create(name: "h", dimension: 3, metric: .ip, index: IndexSpec(kind: .hnsw)) }
         assertEngineError(.unknownCollection("nope")) { _ = try catalog.require("nope") }
         XCTAssertEqual(c.count, 0)
         var stored = 0

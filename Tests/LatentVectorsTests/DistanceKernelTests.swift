@@ -83,11 +83,11 @@ final class FlatIndexTests: XCTestCase {
                 buffer.set(slot: slot, v)
             }
             for slot in stride(from: 0, to: n, by: 7) { buffer.clear(slot: slot) }
-            let index = FlatIndex(metric: metric)
+            let index = FlatIndex(metric: metric, buffer: buffer)
             for _ in 0..<20 {
                 let q = rng.vector(dim)
                 let found = q.withUnsafeBufferPointer {
-                    index.search($0.baseAddress!, in: buffer, SearchParameters(k: 10), ranksBefore: { $0 < $1 })
+                    index.search($0.baseAddress!, SearchParameters(k: 10))
                 }
                 let reference = (0..<n).filter { $0 % 7 != 0 }.map { ($0, naiveDistance(metric, q, vectors[$0])) }
                     .sorted { $0.1 < $1.1 }.prefix(10)

@@ -95,7 +95,8 @@ def test_errors_are_clear_and_nothing_is_written(server):
         (("VSIM", "v", "ELE", "ghost"), "ERR element 'ghost' not found in set"),
         (("VSIM", "v", "ELE", "x", "FROM", "nothere"), "ERR no such collection 'nothere'"),
         (("VCREATE", "v", "DIM", "3"), "ERR collection 'v' already exists"),
-        (("VCREATE", "w", "DIM", "3", "INDEX", "HNSW"), "ERR index HNSW is not available yet"),
+        (("VCREATE", "w", "DIM", "3", "INDEX", "ANNOY"), "ERR unknown INDEX 'ANNOY'"),
+        (("VREBUILD", "nothere"), "ERR no such collection 'nothere'"),
     ]
     for args, prefix in cases:
         reply = c.call(*args)

@@ -1,0 +1,444 @@
+import Foundation
+import LatentVectors
+
+/// Hierarchical Navigable Small World graph (Malkov & Yashunin, 2016/2018).
+///
+/// Layout, chosen for the search loop: node vectors live in one contiguous block (node-major, so a
+/// neighbor's vector is one cache-line run), layer-0 links in another (`m0 + 1` words per node: count,
+/// then ids), and the rarely visited upper layers in small per-node arrays. Nodes are the index's own
+/// ids; `slots` maps them to the collection's slots.
+///
+/// Deletes and replacements mark the old node deleted: it is still traversed (the graph stays
+/// connected), never returned. The collection rebuilds the index when deleted nodes pass a fraction
+/// of the graph, so the graph cannot grow without bound under delete/re-insert loops (mark and reclaim).
+///
+/// Thread safety: `build` inserts from several threads at once, guarding each node's links with a
+/// striped lock. Outside `build`, the owner serializes mutations against searches (the collection's
+/// read-write lock); concurrent searches are safe with each other.
+public final class HNSWIndex: VectorIndex {
+    public let metric: Metric
+    public let dimension: Int
+    public let m: Int
+    public let m0: Int
+    public let efConstruction: Int
+    public var spec: IndexSpec { IndexSpec(kind: .hnsw, m: m, efConstruction: efConstruction) }
+
+    /// COSINE is served as inner product over normalised vectors: one dot product per comparison.
+    private let kernelMetric: Metric
+    private let levelMultiplier: Double
+    private var rng: SplitMix64
+
+    private(set) var capacity: Int
+    public private(set) var count = 0
+    private var vectors: UnsafeMutablePointer<Float>
+    private var links0: UnsafeMutablePointer<UInt32>
+    private var upperLinks: [[UInt32]] = []
+    private var levels: [UInt8] = []
+    private(set) var slots: [UInt32] = []
+    private var deleted: [Bool] = []
+    public private(set) var deletedCount = 0
+    private var nodeOfSlot: [UInt32: UInt32] = [:]
+    private var entryPoint: UInt32 = 0
+    private var maxLevel = -1
+
+    private let visitedPool = VisitedPool()
+    private let stripes = StripedLocks(count: 4096)
+    private let entryLock = NSLock()
+
+    public init(metric: Metric, dimension: Int, m: Int = 16, efConstruction: Int = 200, seed: UInt64 = 42,
+                capacity: Int = 1024) {
+        self.metric = metric
+        self.dimension = dimension
+        self.m = max(2, m)
+        m0 = 2 * self.m
+        self.efConstruction = max(efConstruction, self.m)
+        kernelMetric = metric == .cosine ? .ip : metric
+        levelMultiplier = 1 / log(Double(self.m))
+        rng = SplitMix64(seed: seed)
+        self.capacity = max(capacity, 16)
+        vectors = .allocate(capacity: self.capacity * dimension)
+        links0 = .allocate(capacity: self.capacity * (m0 + 1))
+    }
+
+    deinit {
+        vectors.deallocate()
+        links0.deallocate()
+    }
+
+    public var liveCount: Int { count - deletedCount }
+    public var cheapToAdd: Bool { false }
+
+    public var memoryBytes: Int {
+        capacity * (dimension * 4 + (m0 + 1) * 4 + 1 + 4 + 1)
+            + upperLinks.reduce(0) { $0 + $1.count * 4 + 16 } + nodeOfSlot.count * 24
+    }
+
+    public func contains(slot: UInt32) -> Bool { nodeOfSlot[slot] != nil }
+
+    // MARK: Capacity and node data
+
+    private func reserve(_ needed: Int) {
+        guard needed > capacity else { return }
+        var newCapacity = capacity
+        while newCapacity < needed { newCapacity *= 2 }
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * dimension)
+        v.update(from: vectors, count: count * dimension)
+        vectors.deallocate()
+        vectors = v
+        let l = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity * (m0 + 1))
+        l.update(from: links0, count: count * (m0 + 1))
+        links0.deallocate()
+        links0 = l
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    private func vector(_ node: UInt32) -> UnsafePointer<Float> { UnsafePointer(vectors + Int(node) * dimension) }
+
+    @inline(__always)
+    private func distance(_ q: UnsafePointer<Float>, _ node: UInt32) -> Float {
+        kernelMetric == .l2 ? DistanceKernels.l2Squared(q, vector(node), dimension)
+                            : -DistanceKernels.dot(q, vector(node), dimension)
+    }
+
+    /// The internal distance users of the protocol expect (COSINE: 1 - cos).
+    @inline(__always)
+    private func external(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
+
+    private func randomLevel() -> Int {
+        let u = Double(rng.next() >> 11) / Double(1 << 53)
+        return min(Int(-log(max(u, 1e-300)) * levelMultiplier), 31)
+    }
+
+    /// Allocates a node for `slot` with its vector copied (normalised under COSINE) and its level drawn.
+    private func allocateNode(slot: UInt32, vector source: UnsafePointer<Float>) -> UInt32 {
+        reserve(count + 1)
+        let node = UInt32(count)
+        let dst = vectors + count * dimension
+        dst.update(from: source, count: dimension)
+        if metric == .cosine {
+            let inv = DistanceKernels.inverseNorm(dst, dimension)
+            for i in 0..<dimension { dst[i] *= inv }
+        }
+        links0[count * (m0 + 1)] = 0
+        let level = randomLevel()
+        levels.append(UInt8(level))
+        upperLinks.append(level > 0 ? [UInt32](repeating: 0, count: level * (m + 1)) : [])
+        slots.append(slot)
+        deleted.append(false)
+        count += 1
+        return node
+    }
+
+    // MARK: Links
+
+    /// The neighbors of `node` at `level`, copied (so a concurrent builder may rewrite them meanwhile).
+    @inline(__always)
+    private func withLinks<T>(_ node: UInt32, _ level: Int, locked: Bool, _ body: (UnsafeBufferPointer<UInt32>) -> T) -> T {
+        if locked { stripes.lock(node) }
+        defer { if locked { stripes.unlock(node) } }
+        if level == 0 {
+            let base = links0 + Int(node) * (m0 + 1)
+            return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
+        }
+        return upperLinks[Int(node)].withUnsafeBufferPointer { all in
+            let base = (level - 1) * (m + 1)
+            return body(UnsafeBufferPointer(rebasing: all[(base + 1)..<(base + 1 + Int(all[base]))]))
+        }
+    }
+
+    private func setLinks(_ node: UInt32, _ level: Int, _ neighbors: [UInt32]) {
+        if level == 0 {
+            let base = links0 + Int(node) * (m0 + 1)
+            base[0] = UInt32(neighbors.count)
+            for (i, n) in neighbors.enumerated() { base[1 + i] = n }
+        } else {
+            let base = (level - 1) * (m + 1)
+            upperLinks[Int(node)][base] = UInt32(neighbors.count)
+            for (i, n) in neighbors.enumerated() { upperLinks[Int(node)][base + 1 + i] = n }
+        }
+    }
+
+    // MARK: Search
+
+    /// Greedy descent through one upper layer: move to any closer neighbor until none is closer.
+    private func greedy(_ q: UnsafePointer<Float>, from start: Neighbor, level: Int, locked: Bool) -> Neighbor {
+        var current = start
+        var changed = true
+        while changed {
+            changed = false
+            let next: Neighbor? = withLinks(current.slot, level, locked: locked) { links in
+                var best: Neighbor?
+                for n in links {
+                    let d = distance(q, n)
+                    if d < (best?.distance ?? current.distance) { best = Neighbor(slot: n, distance: d) }
+                }
+                return best
+            }
+            if let next {
+                current = next
+                changed = true
+            }
+        }
+        return current
+    }
+
+    /// Best-first search of one layer keeping the `ef` closest nodes (Algorithm 2 of the paper).
+    /// Deleted nodes are traversed but, with `skipDeleted`, not kept. `Neighbor.slot` holds node ids here.
+    private func searchLayer(_ q: UnsafePointer<Float>, entry: Neighbor, ef: Int, level: Int, skipDeleted: Bool,
+                             locked: Bool, visited: VisitedSet) -> NeighborHeap<FarthestFirst> {
+        var candidates = NeighborHeap<NearestFirst>(capacity: ef * 2)
+        var results = NeighborHeap<FarthestFirst>(capacity: ef + 1)
+        _ = visited.insert(entry.slot)
+        candidates.push(entry)
+        if !skipDeleted || !deleted[Int(entry.slot)] { results.push(entry) }
+        var bound = results.isEmpty ? Float.infinity : results.top.distance
+        while !candidates.isEmpty {
+            let c = candidates.pop()
+            if c.distance > bound && results.count >= ef { break }
+            withLinks(c.slot, level, locked: locked) { links in
+                for n in links where visited.insert(n) {
+                    let d = distance(q, n)
+                    if results.count < ef || d < bound {
+                        candidates.push(Neighbor(slot: n, distance: d))
+                        if !skipDeleted || !deleted[Int(n)] {
+                            results.push(Neighbor(slot: n, distance: d))
+                            if results.count > ef { results.pop() }
+                        }
+                        if !results.isEmpty { bound = results.top.distance }
+                    }
+                }
+            }
+        }
+        return results
+    }
+
+    public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
+        guard maxLevel >= 0, liveCount > 0 else { return [] }
+        let ef = max(params.ef ?? max(100, params.k), params.k)
+        return withPreparedQuery(query) { q in
+            var ep = Neighbor(slot: entryPoint, distance: distance(q, entryPoint))
+            var level = maxLevel
+            while level > 0 {
+                ep = greedy(q, from: ep, level: level, locked: false)
+                level -= 1
+            }
+            let visited = visitedPool.take(capacity: count)
+            defer { visitedPool.give(visited) }
+            var results = searchLayer(q, entry: ep, ef: ef, level: 0, skipDeleted: true, locked: false, visited: visited)
+            while results.count > params.k { results.pop() }
+            return results.items.sorted { $0.distance < $1.distance }
+                .map { Neighbor(slot: slots[Int($0.slot)], distance: external($0.distance)) }
+        }
+    }
+
+    /// Runs `body` with the query as the index compares it (normalised under COSINE).
+    private func withPreparedQuery<T>(_ query: UnsafePointer<Float>, _ body: (UnsafePointer<Float>) -> T) -> T {
+        guard metric == .cosine else { return body(query) }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buf in
+            let inv = DistanceKernels.inverseNorm(query, dimension)
+            for i in 0..<dimension { buf[i] = query[i] * inv }
+            return body(UnsafePointer(buf.baseAddress!))
+        }
+    }
+
+    // MARK: Insert
+
+    /// Keeps at most `limit` of `candidates` (sorted nearest first), skipping any that is closer to an
+    /// already kept neighbor than to the new node: links then spread in all directions instead of
+    /// crowding into one cluster, which is what keeps the graph navigable (the paper's Algorithm 4).
+    private func selectNeighbors(_ candidates: [Neighbor], limit: Int) -> [Neighbor] {
+        guard candidates.count > limit else { return candidates }
+        var kept: [Neighbor] = []
+        kept.reserveCapacity(limit)
+        for c in candidates {
+            var good = true
+            for k in kept where distance(vector(c.slot), k.slot) < c.distance {
+                good = false
+                break
+            }
+            if good {
+                kept.append(c)
+                if kept.count >= limit { break }
+            }
+        }
+        return kept
+    }
+
+    /// Links `node` into the graph (Algorithm 1). `locked` when other threads insert at the same time.
+    private func link(_ node: UInt32, locked: Bool) {
+        let level = Int(levels[Int(node)])
+        let q = vector(node)
+        if locked { entryLock.lock() }
+        let top = maxLevel
+        let entry = entryPoint
+        if top < 0 {
+            entryPoint = node
+            maxLevel = level
+            if locked { entryLock.unlock() }
+            return
+        }
+        // Holding the entry lock while a node that raises the top level links keeps a second such node
+        // from linking against a half-built top layer.
+        let raisesTop = level > top
+        if locked && !raisesTop { entryLock.unlock() }
+        defer { if locked && raisesTop { entryLock.unlock() } }
+
+        var ep = Neighbor(slot: entry, distance: distance(q, entry))
+        var l = top
+        while l > level {
+            ep = greedy(q, from: ep, level: l, locked: locked)
+            l -= 1
+        }
+        let visited = visitedPool.take(capacity: count)
+        defer { visitedPool.give(visited) }
+        for l in stride(from: min(level, top), through: 0, by: -1) {
+            visited.reset(capacity: count)
+            let found = searchLayer(q, entry: ep, ef: efConstruction, level: l, skipDeleted: false, locked: locked,
+                                    visited: visited)
+            let sorted = found.items.sorted { $0.distance < $1.distance }
+            let chosen = selectNeighbors(sorted.filter { $0.slot != node }, limit: m)
+            if locked { stripes.lock(node) }
+            setLinks(node, l, chosen.map(\.slot))
+            if locked { stripes.unlock(node) }
+            let maxLinks = l == 0 ? m0 : m
+            for c in chosen { addBackLink(from: c.slot, to: node, level: l, maxLinks: maxLinks, locked: locked) }
+            if let nearest = sorted.first { ep = nearest }
+        }
+        if raisesTop {
+            entryPoint = node
+            maxLevel = level
+        }
+    }
+
+    /// Adds `node` to `from`'s links at `level`, pruning with the same heuristic when they overflow.
+    private func addBackLink(from: UInt32, to node: UInt32, level: Int, maxLinks: Int, locked: Bool) {
+        if locked { stripes.lock(from) }
+        defer { if locked { stripes.unlock(from) } }
+        var current: [UInt32] = withLinks(from, level, locked: false) { Array($0) }
+        if current.contains(node) { return }
+        if current.count < maxLinks {
+            current.append(node)
+            setLinks(from, level, current)
+            return
+        }
+        let base = vector(from)
+        current.append(node)
+        let candidates = current.map { Neighbor(slot: $0, distance: distance(base, $0)) }.sorted { $0.distance < $1.distance }
+        setLinks(from, level, selectNeighbors(candidates, limit: maxLinks).map(\.slot))
+    }
+
+    /// Adds (or replaces) the vector of `slot`. The replaced node, if any, is marked deleted.
+    public func add(slot: UInt32, vector: UnsafePointer<Float>) {
+        remove(slot: slot)
+        let node = allocateNode(slot: slot, vector: vector)
+        nodeOfSlot[slot] = node
+        link(node, locked: false)
+    }
+
+    public func remove(slot: UInt32) {
+        guard let node = nodeOfSlot.removeValue(forKey: slot) else { return }
+        deleted[Int(node)] = true
+        deletedCount += 1
+    }
+
+    /// Builds the graph from `count` vectors (back to back at `vectors`, with their slots) using `threads`
+    /// threads. `progress` is called now and then with the number linked so far; returning false cancels.
+    public func build(slots newSlots: [UInt32], vectors source: UnsafePointer<Float>, threads: Int,
+                      progress: (Int) -> Bool = { _ in true }) -> Bool {
+        precondition(count == 0, "build starts from an empty index")
+        reserve(newSlots.count)
+        for (i, slot) in newSlots.enumerated() {
+            nodeOfSlot[slot] = allocateNode(slot: slot, vector: source + i * dimension)
+        }
+        let n = newSlots.count
+        guard n > 0 else { return true }
+        let next = AtomicCounter()
+        let cancelled = AtomicFlag()
+        let chunk = 256
+        let workers = max(1, min(threads, n / 1000 + 1))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while !cancelled.isSet {
+                let start = next.add(chunk)
+                if start >= n { break }
+                for node in start..<min(n, start + chunk) { link(UInt32(node), locked: workers > 1) }
+                if !progress(min(n, start + chunk)) { cancelled.set() }
+            }
+        }
+        return !cancelled.isSet
+    }
+}
+
+/// A seeded generator (SplitMix64): level draws, and so builds, are reproducible.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Visited sets reused across searches (one per concurrent search).
+final class VisitedPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [VisitedSet] = []
+
+    func take(capacity: Int) -> VisitedSet {
+        lock.lock()
+        let v = free.popLast()
+        lock.unlock()
+        let set = v ?? VisitedSet(capacity: capacity)
+        set.reset(capacity: capacity)
+        return set
+    }
+
+    func give(_ v: VisitedSet) {
+        lock.lock()
+        free.append(v)
+        lock.unlock()
+    }
+}
+
+/// A fixed set of mutexes shared by many nodes (node % count): per-node locks without per-node memory.
+final class StripedLocks: @unchecked Sendable {
+    private let locks: UnsafeMutablePointer<pthread_mutex_t>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        locks = .allocate(capacity: count)
+        for i in 0..<count { pthread_mutex_init(locks + i, nil) }
+    }
+
+    deinit {
+        for i in 0..<count { pthread_mutex_destroy(locks + i) }
+        locks.deallocate()
+    }
+
+    @inline(__always) func lock(_ node: UInt32) { pthread_mutex_lock(locks + Int(node) % count) }
+    @inline(__always) func unlock(_ node: UInt32) { pthread_mutex_unlock(locks + Int(node) % count) }
+}
+
+final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    /// Adds `n`; returns the value before.
+    func add(_ n: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let v = value
+        value += n
+        return v
+    }
+}
+
+final class AtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}
