@@ -24,7 +24,8 @@ let package = Package(
         // the flag is kept to this target so the rest of the build stays portable.
         .target(name: "LatentVectors",
                 swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Ounchecked"])]),
-        .target(name: "LatentIndex", dependencies: ["LatentVectors"]),
+        .target(name: "CLatentSupport"),
+        .target(name: "LatentIndex", dependencies: ["LatentVectors", "CLatentSupport"]),
         .target(name: "LatentEngine", dependencies: [
             "LatentStorage", "LatentIndex", "LatentVectors",
             .product(name: "Logging", package: "swift-log"),

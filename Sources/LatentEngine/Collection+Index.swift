@@ -73,6 +73,7 @@ extension Collection {
     func noteChanged(slot: UInt32, live: Bool) {
         build?.changed.insert(slot)
         if indexSpec.kind == .flat && index is FlatIndex { return } // the buffer is the index
+        snapshotDirty = true
         if live, index.cheapToAdd, !(index is FlatIndex) {
             index.add(slot: slot, vector: buffer.vector(Int(slot)))
             return
@@ -205,7 +206,9 @@ extension Collection {
                 index = built
                 pending = newPending
                 build = nil
+                snapshotDirty = true
             }
+            saveIndexSnapshot()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             indexer.logger.info("index built", metadata: ["collection": "\(name)", "index": "\(task.spec.kind.rawValue)",
                                                           "vectors": "\(slots.count)", "seconds": "\(seconds)"])

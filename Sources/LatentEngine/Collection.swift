@@ -58,6 +58,8 @@ public final class Collection: @unchecked Sendable {
     var build: IndexBuild?
     var drainScheduled = false
     var dropped = false
+    /// The serving index changed since its snapshot was saved.
+    var snapshotDirty = false
 
     init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
         collectionId = definition.id
@@ -104,7 +106,7 @@ public final class Collection: @unchecked Sendable {
             }
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
             // Until a built index is loaded or built, every vector is searched exactly.
-            if indexSpec.kind != .flat {
+            if indexSpec.kind != .flat && !loadIndexSnapshotLocked() {
                 pending = OrderedSet((0..<buffer.slotCount).filter { buffer.isLive($0) }.map { UInt32($0) })
             }
         }

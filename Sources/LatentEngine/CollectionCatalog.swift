@@ -60,8 +60,10 @@ public final class CollectionCatalog: @unchecked Sendable {
             return !closed
         }
         guard first else { return }
-        for c in all { c.markDropped() } // stops builds and drains; nothing writes after this
+        let open = all
+        for c in open { c.markDropped() } // stops builds and drains; nothing writes after this
         indexer.waitUntilIdle()
+        for c in open where c.snapshotDirty { c.saveIndexSnapshot() }
         syncTimer?.cancel()
         syncTimer = nil
         do { try store.db.syncWAL() } catch { logger.error("final WAL sync failed: \(error)") }

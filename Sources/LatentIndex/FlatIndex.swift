@@ -20,6 +20,8 @@ public final class FlatIndex: VectorIndex {
     public func add(slot: UInt32, vector: UnsafePointer<Float>) {}
     public func remove(slot: UInt32) {}
     public func contains(slot: UInt32) -> Bool { buffer.isLive(Int(slot)) }
+    public var indexedSlots: [UInt32] { (0..<buffer.slotCount).filter { buffer.isLive($0) }.map { UInt32($0) } }
+    public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool { buffer.isLive(Int(slot)) }
 
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
         FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, ranksBefore: { $0 < $1 })

@@ -1,12 +1,13 @@
+import CLatentSupport
 import Foundation
 import LatentVectors
 
 /// Hierarchical Navigable Small World graph (Malkov & Yashunin, 2016/2018).
 ///
-/// Layout, chosen for the search loop: node vectors live in one contiguous block (node-major, so a
-/// neighbor's vector is one cache-line run), layer-0 links in another (`m0 + 1` words per node: count,
-/// then ids), and the rarely visited upper layers in small per-node arrays. Nodes are the index's own
-/// ids; `slots` maps them to the collection's slots.
+/// Layout, chosen for the search loop (as hnswlib does): one 64-byte aligned block holds, per node, its
+/// vector and then its layer-0 links (`m0 + 1` words: count, then ids), so expanding a node whose
+/// distance was just computed finds its links in cache. The rarely visited upper layers live in small
+/// per-node arrays. Nodes are the index's own ids; `slots` maps them to the collection's slots.
 ///
 /// Deletes and replacements mark the old node deleted: it is still traversed (the graph stays
 /// connected), never returned. The collection rebuilds the index when deleted nodes pass a fraction
@@ -26,22 +27,23 @@ public final class HNSWIndex: VectorIndex {
     /// COSINE is served as inner product over normalised vectors: one dot product per comparison.
     private let kernelMetric: Metric
     private let levelMultiplier: Double
-    private var rng: SplitMix64
+    fileprivate var rng: SplitMix64
 
     private(set) var capacity: Int
-    public private(set) var count = 0
-    private var vectors: UnsafeMutablePointer<Float>
-    private var links0: UnsafeMutablePointer<UInt32>
-    private var upperLinks: [[UInt32]] = []
-    private var levels: [UInt8] = []
-    private(set) var slots: [UInt32] = []
-    private var deleted: [Bool] = []
-    public private(set) var deletedCount = 0
-    private var nodeOfSlot: [UInt32: UInt32] = [:]
-    private var entryPoint: UInt32 = 0
-    private var maxLevel = -1
+    public fileprivate(set) var count = 0
+    /// Per node: `dimension` floats, then `m0 + 1` link words, padded to `stride` bytes.
+    fileprivate var level0: UnsafeMutableRawPointer
+    fileprivate let stride: Int
+    fileprivate var upperLinks: [[UInt32]] = []
+    fileprivate var levels: [UInt8] = []
+    fileprivate(set) var slots: [UInt32] = []
+    fileprivate var deleted: [Bool] = []
+    public fileprivate(set) var deletedCount = 0
+    fileprivate var nodeOfSlot: [UInt32: UInt32] = [:]
+    fileprivate var entryPoint: UInt32 = 0
+    fileprivate var maxLevel = -1
 
-    private let visitedPool = VisitedPool()
+    private let scratchPool = ScratchPool()
     private let stripes = StripedLocks(count: 4096)
     private let entryLock = NSLock()
 
@@ -56,20 +58,19 @@ public final class HNSWIndex: VectorIndex {
         levelMultiplier = 1 / log(Double(self.m))
         rng = SplitMix64(seed: seed)
         self.capacity = max(capacity, 16)
-        vectors = .allocate(capacity: self.capacity * dimension)
-        links0 = .allocate(capacity: self.capacity * (m0 + 1))
+        stride = (dimension * 4 + (m0 + 1) * 4 + 63) / 64 * 64
+        level0 = .allocate(byteCount: self.capacity * stride, alignment: 64)
     }
 
     deinit {
-        vectors.deallocate()
-        links0.deallocate()
+        level0.deallocate()
     }
 
     public var liveCount: Int { count - deletedCount }
     public var cheapToAdd: Bool { false }
 
     public var memoryBytes: Int {
-        capacity * (dimension * 4 + (m0 + 1) * 4 + 1 + 4 + 1)
+        capacity * (stride + 1 + 4 + 1)
             + upperLinks.reduce(0) { $0 + $1.count * 4 + 16 } + nodeOfSlot.count * 24
     }
 
@@ -81,19 +82,23 @@ public final class HNSWIndex: VectorIndex {
         guard needed > capacity else { return }
         var newCapacity = capacity
         while newCapacity < needed { newCapacity *= 2 }
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * dimension)
-        v.update(from: vectors, count: count * dimension)
-        vectors.deallocate()
-        vectors = v
-        let l = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity * (m0 + 1))
-        l.update(from: links0, count: count * (m0 + 1))
-        links0.deallocate()
-        links0 = l
+        let block = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * stride, alignment: 64)
+        block.copyMemory(from: level0, byteCount: count * stride)
+        level0.deallocate()
+        level0 = block
         capacity = newCapacity
     }
 
     @inline(__always)
-    private func vector(_ node: UInt32) -> UnsafePointer<Float> { UnsafePointer(vectors + Int(node) * dimension) }
+    fileprivate func vector(_ node: UInt32) -> UnsafePointer<Float> {
+        UnsafePointer((level0 + Int(node) * stride).assumingMemoryBound(to: Float.self))
+    }
+
+    /// Layer-0 links of `node`: `[count, id, id, ...]`.
+    @inline(__always)
+    fileprivate func links0(_ node: UInt32) -> UnsafeMutablePointer<UInt32> {
+        (level0 + Int(node) * stride + dimension * 4).assumingMemoryBound(to: UInt32.self)
+    }
 
     @inline(__always)
     private func distance(_ q: UnsafePointer<Float>, _ node: UInt32) -> Float {
@@ -114,13 +119,14 @@ public final class HNSWIndex: VectorIndex {
     private func allocateNode(slot: UInt32, vector source: UnsafePointer<Float>) -> UInt32 {
         reserve(count + 1)
         let node = UInt32(count)
-        let dst = vectors + count * dimension
+        let dst = (level0 + count * stride).bindMemory(to: Float.self, capacity: dimension)
         dst.update(from: source, count: dimension)
+        (level0 + count * stride + dimension * 4).bindMemory(to: UInt32.self, capacity: m0 + 1)
         if metric == .cosine {
             let inv = DistanceKernels.inverseNorm(dst, dimension)
             for i in 0..<dimension { dst[i] *= inv }
         }
-        links0[count * (m0 + 1)] = 0
+        links0(node)[0] = 0
         let level = randomLevel()
         levels.append(UInt8(level))
         upperLinks.append(level > 0 ? [UInt32](repeating: 0, count: level * (m + 1)) : [])
@@ -138,7 +144,7 @@ public final class HNSWIndex: VectorIndex {
         if locked { stripes.lock(node) }
         defer { if locked { stripes.unlock(node) } }
         if level == 0 {
-            let base = links0 + Int(node) * (m0 + 1)
+            let base = links0(node)
             return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
         }
         return upperLinks[Int(node)].withUnsafeBufferPointer { all in
@@ -149,7 +155,7 @@ public final class HNSWIndex: VectorIndex {
 
     private func setLinks(_ node: UInt32, _ level: Int, _ neighbors: [UInt32]) {
         if level == 0 {
-            let base = links0 + Int(node) * (m0 + 1)
+            let base = links0(node)
             base[0] = UInt32(neighbors.count)
             for (i, n) in neighbors.enumerated() { base[1 + i] = n }
         } else {
@@ -183,34 +189,54 @@ public final class HNSWIndex: VectorIndex {
         return current
     }
 
-    /// Best-first search of one layer keeping the `ef` closest nodes (Algorithm 2 of the paper).
-    /// Deleted nodes are traversed but, with `skipDeleted`, not kept. `Neighbor.slot` holds node ids here.
+    /// Best-first search of one layer keeping the `ef` closest nodes (Algorithm 2 of the paper), into
+    /// `scratch.results`. Deleted nodes are traversed but, with `skipDeleted`, not kept.
+    /// `Neighbor.slot` holds node ids here.
     private func searchLayer(_ q: UnsafePointer<Float>, entry: Neighbor, ef: Int, level: Int, skipDeleted: Bool,
-                             locked: Bool, visited: VisitedSet) -> NeighborHeap<FarthestFirst> {
-        var candidates = NeighborHeap<NearestFirst>(capacity: ef * 2)
-        var results = NeighborHeap<FarthestFirst>(capacity: ef + 1)
-        _ = visited.insert(entry.slot)
-        candidates.push(entry)
-        if !skipDeleted || !deleted[Int(entry.slot)] { results.push(entry) }
-        var bound = results.isEmpty ? Float.infinity : results.top.distance
-        while !candidates.isEmpty {
-            let c = candidates.pop()
-            if c.distance > bound && results.count >= ef { break }
-            withLinks(c.slot, level, locked: locked) { links in
-                for n in links where visited.insert(n) {
-                    let d = distance(q, n)
-                    if results.count < ef || d < bound {
-                        candidates.push(Neighbor(slot: n, distance: d))
-                        if !skipDeleted || !deleted[Int(n)] {
-                            results.push(Neighbor(slot: n, distance: d))
-                            if results.count > ef { results.pop() }
+                             locked: Bool, scratch: SearchScratch) {
+        // Local copies: mutating a class's stored properties in this loop would pay a dynamic
+        // exclusivity check per access. The heaps are handles to scratch memory, written back at the end.
+        var candidates = scratch.candidates
+        var results = scratch.results
+        defer {
+            scratch.candidates = candidates
+            scratch.results = results
+        }
+        deleted.withUnsafeBufferPointer { deleted in
+            _ = scratch.visit(entry.slot)
+            candidates.push(entry)
+            if !skipDeleted || !deleted[Int(entry.slot)] { results.push(entry) }
+            var bound = results.isEmpty ? Float.infinity : results.top.distance
+            while !candidates.isEmpty {
+                let c = candidates.pop()
+                if c.distance > bound && results.count >= ef { break }
+                withLinks(c.slot, level, locked: locked) { links in
+                    guard let first = links.first else { return }
+                    if level == 0 { latent_prefetch(vector(first)) }
+                    for j in 0..<links.count {
+                        let n = links[j]
+                        if j + 1 < links.count {
+                            // Fetch the next neighbor's vector and mark while this one is compared.
+                            latent_prefetch(scratch.markAddress(links[j + 1]))
+                            latent_prefetch(vector(links[j + 1]))
                         }
-                        if !results.isEmpty { bound = results.top.distance }
+                        guard scratch.visit(n) else { continue }
+                        let d = distance(q, n)
+                        if results.count < ef || d < bound {
+                            candidates.push(Neighbor(slot: n, distance: d))
+                            if !skipDeleted || !deleted[Int(n)] {
+                                if results.count < ef {
+                                    results.push(Neighbor(slot: n, distance: d))
+                                } else {
+                                    results.replaceTop(Neighbor(slot: n, distance: d))
+                                }
+                            }
+                            if !results.isEmpty { bound = results.top.distance }
+                        }
                     }
                 }
             }
         }
-        return results
     }
 
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
@@ -223,11 +249,11 @@ public final class HNSWIndex: VectorIndex {
                 ep = greedy(q, from: ep, level: level, locked: false)
                 level -= 1
             }
-            let visited = visitedPool.take(capacity: count)
-            defer { visitedPool.give(visited) }
-            var results = searchLayer(q, entry: ep, ef: ef, level: 0, skipDeleted: true, locked: false, visited: visited)
-            while results.count > params.k { results.pop() }
-            return results.items.sorted { $0.distance < $1.distance }
+            let scratch = scratchPool.take(nodes: count)
+            defer { scratchPool.give(scratch) }
+            searchLayer(q, entry: ep, ef: ef, level: 0, skipDeleted: true, locked: false, scratch: scratch)
+            while scratch.results.count > params.k { scratch.results.pop() }
+            return scratch.results.items.sorted { $0.distance < $1.distance }
                 .map { Neighbor(slot: slots[Int($0.slot)], distance: external($0.distance)) }
         }
     }
@@ -290,13 +316,12 @@ public final class HNSWIndex: VectorIndex {
             ep = greedy(q, from: ep, level: l, locked: locked)
             l -= 1
         }
-        let visited = visitedPool.take(capacity: count)
-        defer { visitedPool.give(visited) }
-        for l in stride(from: min(level, top), through: 0, by: -1) {
-            visited.reset(capacity: count)
-            let found = searchLayer(q, entry: ep, ef: efConstruction, level: l, skipDeleted: false, locked: locked,
-                                    visited: visited)
-            let sorted = found.items.sorted { $0.distance < $1.distance }
+        let scratch = scratchPool.take(nodes: count)
+        defer { scratchPool.give(scratch) }
+        for l in Swift.stride(from: min(level, top), through: 0, by: -1) {
+            scratch.reset(nodes: count)
+            searchLayer(q, entry: ep, ef: efConstruction, level: l, skipDeleted: false, locked: locked, scratch: scratch)
+            let sorted = scratch.results.items.sorted { $0.distance < $1.distance }
             let chosen = selectNeighbors(sorted.filter { $0.slot != node }, limit: m)
             if locked { stripes.lock(node) }
             setLinks(node, l, chosen.map(\.slot))
@@ -369,6 +394,69 @@ public final class HNSWIndex: VectorIndex {
     }
 }
 
+extension HNSWIndex {
+    public var indexedSlots: [UInt32] { Array(nodeOfSlot.keys) }
+
+    public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool {
+        guard let node = nodeOfSlot[slot] else { return false }
+        return sameVector(self.vector(node), vector, dimension: dimension)
+    }
+
+    // Payload: m, efConstruction, count u32; maxLevel i32; entry point u32; generator state u64;
+    // slots (count u32); levels (count u8); deleted flags (count u8); the layer-0 block (count x stride
+    // bytes: vector then links); then each upper-layer node's links (level x (m + 1) u32).
+    func serialize(into w: inout ByteWriter) {
+        w.u32(UInt32(m))
+        w.u32(UInt32(efConstruction))
+        w.u32(UInt32(count))
+        w.i32(Int32(maxLevel))
+        w.u32(entryPoint)
+        w.u64(rng.state)
+        w.u32s(slots)
+        w.bytes(levels)
+        w.bytes(deleted.map { $0 ? 1 : 0 })
+        w.raw(level0, count * stride)
+        for node in 0..<count where levels[node] > 0 { w.u32s(upperLinks[node]) }
+    }
+
+    static func deserialize(_ r: inout ByteReader, metric: Metric, dimension: Int) throws -> HNSWIndex {
+        let m = Int(try r.u32()), efConstruction = Int(try r.u32()), count = Int(try r.u32())
+        let maxLevel = Int(try r.i32())
+        let entry = try r.u32()
+        let state = try r.u64()
+        guard (2...512).contains(m), count >= 0, count * 6 <= r.remaining, maxLevel < 32,
+              count == 0 ? maxLevel == -1 : (Int(entry) < count && maxLevel >= 0) else {
+            throw SnapshotError("HNSW snapshot header is inconsistent")
+        }
+        let index = HNSWIndex(metric: metric, dimension: dimension, m: m, efConstruction: efConstruction, capacity: max(count, 16))
+        index.rng.state = state
+        index.slots = try r.u32s(count)
+        index.levels = try r.bytes(count)
+        index.deleted = try r.bytes(count).map { $0 != 0 }
+        guard count * index.stride <= r.remaining else { throw SnapshotError("HNSW snapshot truncated") }
+        try r.copy(count * index.stride, to: index.level0)
+        index.count = count
+        index.upperLinks = try index.levels.map { level in level > 0 ? try r.u32s(Int(level) * (m + 1)) : [] }
+        // Every link must point at a node and fit its list: a snapshot that passed the checksum but was
+        // written by a buggy build must not send a search out of bounds.
+        for node in 0..<count {
+            let l0 = index.links0(UInt32(node))
+            guard Int(l0[0]) <= index.m0, (0..<Int(l0[0])).allSatisfy({ Int(l0[1 + $0]) < count }),
+                  Int(index.levels[node]) <= maxLevel else { throw SnapshotError("HNSW snapshot has a bad link list") }
+            for level in 0..<Int(index.levels[node]) {
+                let base = level * (m + 1), links = index.upperLinks[node]
+                guard Int(links[base]) <= m, (0..<Int(links[base])).allSatisfy({ Int(links[base + 1 + $0]) < count }) else {
+                    throw SnapshotError("HNSW snapshot has a bad upper link list")
+                }
+            }
+            if index.deleted[node] { index.deletedCount += 1 } else { index.nodeOfSlot[index.slots[node]] = UInt32(node) }
+        }
+        index.entryPoint = entry
+        index.maxLevel = maxLevel
+        return index
+    }
+}
+
 /// A seeded generator (SplitMix64): level draws, and so builds, are reproducible.
 struct SplitMix64 {
     var state: UInt64
@@ -382,23 +470,23 @@ struct SplitMix64 {
     }
 }
 
-/// Visited sets reused across searches (one per concurrent search).
-final class VisitedPool: @unchecked Sendable {
+/// Search scratch reused across searches (one per concurrent search).
+final class ScratchPool: @unchecked Sendable {
     private let lock = NSLock()
-    private var free: [VisitedSet] = []
+    private var free: [SearchScratch] = []
 
-    func take(capacity: Int) -> VisitedSet {
+    func take(nodes: Int) -> SearchScratch {
         lock.lock()
-        let v = free.popLast()
+        let s = free.popLast()
         lock.unlock()
-        let set = v ?? VisitedSet(capacity: capacity)
-        set.reset(capacity: capacity)
-        return set
+        let scratch = s ?? SearchScratch(capacity: nodes)
+        scratch.reset(nodes: nodes)
+        return scratch
     }
 
-    func give(_ v: VisitedSet) {
+    func give(_ s: SearchScratch) {
         lock.lock()
-        free.append(v)
+        free.append(s)
         lock.unlock()
     }
 }

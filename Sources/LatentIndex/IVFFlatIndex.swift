@@ -150,6 +150,41 @@ public final class IVFFlatIndex: VectorIndex {
 
     public func contains(slot: UInt32) -> Bool { location[slot] != nil }
 
+    public var indexedSlots: [UInt32] { Array(location.keys) }
+
+    public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool {
+        guard let (list, pos) = location[slot] else { return false }
+        return listVectors[Int(list)].withUnsafeBufferPointer {
+            sameVector($0.baseAddress! + Int(pos) * dimension, vector, dimension: dimension)
+        }
+    }
+
+    // Payload: nlist u32, centroids (nlist x dim f32), then per list: count u32, slots, vectors.
+    func serialize(into w: inout ByteWriter) {
+        w.u32(UInt32(nlist))
+        w.floats(centroids)
+        for l in 0..<nlist {
+            w.u32(UInt32(listSlots[l].count))
+            w.u32s(listSlots[l])
+            w.floats(listVectors[l])
+        }
+    }
+
+    static func deserialize(_ r: inout ByteReader, metric: Metric, dimension: Int) throws -> IVFFlatIndex {
+        let nlist = Int(try r.u32())
+        guard nlist >= 1, nlist * dimension * 4 <= r.remaining else { throw SnapshotError("IVF snapshot: bad list count \(nlist)") }
+        let index = IVFFlatIndex(metric: metric, dimension: dimension, centroids: try r.floats(nlist * dimension))
+        for l in 0..<nlist {
+            let n = Int(try r.u32())
+            guard n * (4 + dimension * 4) <= r.remaining else { throw SnapshotError("IVF snapshot: list \(l) truncated") }
+            let slots = try r.u32s(n)
+            index.listSlots[l] = slots
+            index.listVectors[l] = try r.floats(n * dimension)
+            for (pos, slot) in slots.enumerated() { index.location[slot] = (Int32(l), Int32(pos)) }
+        }
+        return index
+    }
+
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
         let nprobe = min(nlist, max(1, params.nprobe ?? IVFFlatIndex.defaultNprobe(nlist: nlist)))
         return withPrepared(query) { q in

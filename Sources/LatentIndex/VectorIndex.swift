@@ -1,3 +1,4 @@
+import Foundation
 import LatentVectors
 
 /// Which index a collection uses, with its build parameters.
@@ -64,4 +65,18 @@ public protocol VectorIndex: AnyObject {
     func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor]
     /// Bytes the index holds.
     var memoryBytes: Int { get }
+    /// The slots the index answers for (after loading a snapshot, to check it against the collection).
+    var indexedSlots: [UInt32] { get }
+    /// Whether the index holds exactly this vector for `slot` (a loaded snapshot may be stale).
+    func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool
+}
+
+extension VectorIndex {
+    /// Compares `stored` with `vector` as the index stores it (normalised under COSINE).
+    func sameVector(_ stored: UnsafePointer<Float>, _ vector: UnsafePointer<Float>, dimension: Int) -> Bool {
+        if metric != .cosine { return memcmp(stored, vector, dimension * 4) == 0 }
+        let inv = DistanceKernels.inverseNorm(vector, dimension)
+        for i in 0..<dimension where stored[i] != vector[i] * inv { return false }
+        return true
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import LatentEngine
 import LatentIndex
+import LatentStorage
 import LatentVectors
 import XCTest
 
@@ -117,5 +118,122 @@ final class IndexMaintenanceTests: XCTestCase {
         catalog.indexer.waitUntilIdle()
         XCTAssertLessThan(Date().timeIntervalSince(started), 20)
         XCTAssertNil(catalog.collection("c"))
+    }
+}
+
+final class IndexSnapshotTests: XCTestCase {
+    private var directory = ""
+
+    override func setUp() {
+        directory = NSTemporaryDirectory() + "latentdb-snap-\(UUID().uuidString)"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func vector(_ i: Int, dim: Int) -> [Float] {
+        (0..<dim).map { d in Float(cos(Double(i * 13 + d * 5))) + Float(i % 23) * 0.05 }
+    }
+
+    private func info(_ c: LatentEngine.Collection) -> [String: String] { Dictionary(c.info(), uniquingKeysWith: { a, _ in a }) }
+
+    private func waitReady(_ c: LatentEngine.Collection) {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !(info(c)["index-state"] == "ready" && info(c)["pending"] == "0") { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(info(c)["pending"], "0", "\(c.info())")
+    }
+
+    private func queries(_ c: LatentEngine.Collection, dim: Int) throws -> [[String]] {
+        try (0..<30).map { q in try c.search(vector(q * 37 + 1, dim: dim).map { $0 * 1.01 }, SearchParameters(k: 10, ef: 50, nprobe: 8)).map(\.id) }
+    }
+
+    func testSnapshotRoundTripGivesIdenticalResultsWithoutRebuilding() throws {
+        for kind in [IndexSpec.Kind.hnsw, .ivf] {
+            let dir = directory + "-\(kind)"
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dim = 12
+            var catalog: CollectionCatalog? = try CollectionCatalog(directory: dir, fsync: .no)
+            let c = try catalog!.create(name: "c", dimension: dim, metric: .l2, index: IndexSpec(kind: kind))
+            for i in 0..<7000 { try c.upsert(id: "e\(i)", vector: vector(i, dim: dim)) }
+            waitReady(c)
+            let before = try queries(c, dim: dim)
+            let indexedBefore = info(c)["indexed"]
+            catalog!.close()
+            catalog = nil
+
+            let reopened = try CollectionCatalog(directory: dir, fsync: .no)
+            defer { reopened.close() }
+            let again = try reopened.require("c")
+            // Loaded, not rebuilt: ready at once, nothing pending.
+            XCTAssertEqual(info(again)["index-state"], "ready", "\(kind)")
+            XCTAssertEqual(info(again)["pending"], "0", "\(kind)")
+            XCTAssertEqual(info(again)["indexed"], indexedBefore)
+            XCTAssertEqual(try queries(again, dim: dim), before, "\(kind): results differ after restart")
+        }
+    }
+
+    func testStaleSnapshotIsRepairedFromTheStore() throws {
+        let dim = 8
+        var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
+        let c = try catalog!.create(name: "c", dimension: dim, metric: .cosine, index: IndexSpec(kind: .hnsw))
+        for i in 0..<6000 { try c.upsert(id: "e\(i)", vector: vector(i, dim: dim)) }
+        waitReady(c)
+        c.saveIndexSnapshot()
+        // Writes after the snapshot, then a "crash": the snapshot is not saved again.
+        for i in 0..<100 { try c.remove(id: "e\(i)") }
+        try c.upsert(id: "e200", vector: [Float](repeating: -3, count: dim).enumerated().map { $0.offset == 0 ? 5 : $0.element })
+        try c.upsert(id: "new", vector: [Float](repeating: 1, count: dim))
+        c.state.withWriteLock { c.snapshotDirty = false }
+        catalog!.close()
+        catalog = nil
+
+        let reopened = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { reopened.close() }
+        let again = try reopened.require("c")
+        XCTAssertEqual(again.count, 5901)
+        for i in 0..<100 {
+            let hits = try again.search(vector(i, dim: dim), SearchParameters(k: 5))
+            XCTAssertFalse(hits.contains { $0.id == "e\(i)" }, "deleted e\(i) came back from a stale snapshot")
+        }
+        XCTAssertEqual(try again.search([Float](repeating: 1, count: dim), SearchParameters(k: 1)).first?.id, "new")
+        let moved = [Float](repeating: -3, count: dim).enumerated().map { $0.offset == 0 ? Float(5) : $0.element }
+        XCTAssertEqual(try again.search(moved, SearchParameters(k: 1)).first?.id, "e200")
+    }
+
+    func testCorruptSnapshotIsRebuiltWithCorrectResults() throws {
+        let dim = 8
+        var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
+        let c = try catalog!.create(name: "c", dimension: dim, metric: .ip, index: IndexSpec(kind: .hnsw))
+        for i in 0..<6000 { try c.upsert(id: "e\(i)", vector: vector(i, dim: dim)) }
+        waitReady(c)
+        let collectionId = c.collectionId
+        catalog!.close()
+        catalog = nil
+        // Flip one byte in the middle of the stored snapshot.
+        let store = try LatentStore(directory: directory)
+        var key: [UInt8] = []
+        var value: [UInt8] = []
+        try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(collectionId)) { k, v in
+            key = Array(k)
+            value = Array(v)
+            return false
+        }
+        XCTAssertFalse(value.isEmpty, "no snapshot was saved")
+        value[value.count / 2] ^= 0xFF
+        let batch = WriteBatch(for: store.db)
+        try batch.put(StoreLayout.index, key, value)
+        try store.db.write(batch, sync: true)
+        store.close()
+
+        let reopened = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { reopened.close() }
+        let again = try reopened.require("c")
+        // Served exactly from the pending tail until the rebuild lands, then from the new index.
+        let exact = try again.search(vector(7, dim: dim), SearchParameters(k: 10), exact: true).map(\.id)
+        XCTAssertEqual(try again.search(vector(7, dim: dim), SearchParameters(k: 10, ef: 200)).map(\.id), exact)
+        waitReady(again)
+        XCTAssertEqual(info(again)["indexed"], "6000")
+        XCTAssertEqual(try again.search(vector(7, dim: dim), SearchParameters(k: 10, ef: 400)).map(\.id), exact)
     }
 }

@@ -1,0 +1,9 @@
+#ifndef LATENT_SUPPORT_H
+#define LATENT_SUPPORT_H
+
+/* Hints Swift has no spelling for. Graph search jumps to a random node per neighbor; asking for the
+   next neighbor's memory while the current distance is computed hides much of that latency
+   (hnswlib does the same). */
+static inline void latent_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+#endif

@@ -1,0 +1,85 @@
+import Collections
+import Foundation
+import LatentIndex
+import LatentStorage
+import Logging
+
+/// Index snapshots in the `index` column family: saved after a build (and at shutdown when the index
+/// changed since), loaded at startup so a restart does not rebuild.
+///
+/// A loaded snapshot is checked entry by entry against the vectors just read from the store: an entry
+/// whose element was deleted or changed after the snapshot is dropped from the index and the element
+/// goes to the pending tail. So a snapshot that is older than the last writes (a crash after them) is
+/// repaired, never trusted; a corrupt one (checksum) is discarded and the index rebuilt in the background.
+extension Collection {
+    static let snapshotChunkBytes = 8 << 20
+
+    private func snapshotKey(_ chunk: UInt32) -> [UInt8] { StoreLayout.prefix(collectionId) + StoreLayout.bigEndian(chunk) }
+
+    /// Serializes the serving index and stores it, replacing any older snapshot. No-op for FLAT.
+    func saveIndexSnapshot() {
+        let encoded: [UInt8]? = state.withReadLock {
+            guard !(index is FlatIndex), build == nil else { return nil }
+            snapshotDirty = false
+            return IndexSnapshot.encode(index)
+        }
+        guard let encoded else { return }
+        do {
+            let batch = WriteBatch(for: store.db)
+            try batch.deletePrefix(StoreLayout.index, StoreLayout.prefix(collectionId))
+            var chunk: UInt32 = 0
+            var offset = 0
+            while offset < encoded.count {
+                let end = min(encoded.count, offset + Collection.snapshotChunkBytes)
+                try encoded[offset..<end].withUnsafeBytes { try batch.put(StoreLayout.index, snapshotKey(chunk), $0) }
+                chunk += 1
+                offset = end
+            }
+            try store.db.write(batch)
+            indexer.logger.info("index snapshot saved", metadata: ["collection": "\(name)", "bytes": "\(encoded.count)"])
+        } catch {
+            indexer.logger.error("index snapshot of \(name) not saved: \(error)")
+        }
+    }
+
+    /// Loads the stored snapshot if there is one that fits the requested index; called by `load` with
+    /// the write lock held, after the vectors are in the buffer. Returns whether an index was installed.
+    func loadIndexSnapshotLocked() -> Bool {
+        var data: [UInt8] = []
+        do {
+            try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(collectionId)) { _, value in
+                data.append(contentsOf: value)
+                return true
+            }
+        } catch {
+            indexer.logger.error("index snapshot of \(name) unreadable, rebuilding: \(error)")
+            return false
+        }
+        guard !data.isEmpty else { return false }
+        let loaded: VectorIndex
+        do {
+            loaded = try IndexSnapshot.decode(data, metric: metric, dimension: dimension)
+        } catch {
+            indexer.logger.error("index snapshot of \(name) rejected, rebuilding: \(error)")
+            return false
+        }
+        let wanted = indexSpecResolved
+        guard loaded.spec.kind == wanted.kind,
+              wanted.kind != .hnsw || (loaded.spec.m == wanted.m && loaded.spec.efConstruction == wanted.efConstruction),
+              wanted.kind != .ivf || wanted.nlist == nil || loaded.spec.nlist == wanted.nlist else {
+            indexer.logger.info("index snapshot of \(name) was built with other parameters; rebuilding")
+            return false
+        }
+        var stale = 0
+        for slot in loaded.indexedSlots where !buffer.isLive(Int(slot)) || !loaded.matches(slot: slot, vector: buffer.vector(Int(slot))) {
+            loaded.remove(slot: slot)
+            stale += 1
+        }
+        pending = OrderedSet((0..<buffer.slotCount).lazy.filter { self.buffer.isLive($0) && !loaded.contains(slot: UInt32($0)) }.map { UInt32($0) })
+        index = loaded
+        snapshotDirty = stale > 0 || !pending.isEmpty
+        indexer.logger.info("index snapshot loaded", metadata: ["collection": "\(name)", "indexed": "\(loaded.liveCount)",
+                                                                 "stale": "\(stale)", "pending": "\(pending.count)"])
+        return true
+    }
+}
