@@ -126,10 +126,12 @@ extension Collection {
         }
     }
 
-    /// Adds pending vectors to the index in slices of at most `drainSlice`, releasing the lock between
-    /// slices so searches and writes go on.
+    /// Adds pending vectors to the index in slices of at most `drainSlice`, then pauses as long as the
+    /// slice took: half of the time the lock is free, so writes and searches never queue behind a
+    /// long run of slices (a pthread rwlock does not hand the lock to waiters in order).
     private func drainPending() {
         while true {
+            let sliceStart = DispatchTime.now().uptimeNanoseconds
             let more: Bool = state.withWriteLock {
                 guard !dropped, build == nil else {
                     drainScheduled = false
@@ -144,6 +146,8 @@ extension Collection {
                 return !pending.isEmpty
             }
             if !more { return }
+            let took = DispatchTime.now().uptimeNanoseconds - sliceStart
+            usleep(useconds_t(min(took, Collection.drainSlice) / 1000))
         }
     }
 

@@ -11,5 +11,5 @@ struct LatentCtl: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure LatentDB (use a release build: swift build -c release).",
-        subcommands: [KernelBench.self, VAddBench.self, ANNBench.self])
+        subcommands: [KernelBench.self, VAddBench.self, ANNBench.self, ServerANNBench.self])
 }

@@ -65,6 +65,8 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     func add(_ k: Int) { lock.lock(); n += k; lock.unlock() }
+    /// Adds `k`; returns the value before.
+    func fetchAdd(_ k: Int) -> Int { lock.lock(); defer { lock.unlock() }; let v = n; n += k; return v }
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
