@@ -37,7 +37,7 @@ unit-tests: build
 	swift test --disable-swift-testing $(SWIFT_TEST_FLAGS)
 
 integration-tests: build
-	LATENTD_BIN=$(CURDIR)/.build/debug/latentd $(PYTHON) -m pytest -q tests/integration
+	LATENTD_BIN=$(CURDIR)/.build/debug/latentd LATENTCTL_BIN=$(CURDIR)/.build/debug/latentctl $(PYTHON) -m pytest -q tests/integration
 
 test: unit-tests integration-tests
 

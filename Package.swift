@@ -47,7 +47,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "latentctl", dependencies: [
-            "LatentVectors", "LatentIndex",
+            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LatentStorageTests", dependencies: ["LatentStorage"]),

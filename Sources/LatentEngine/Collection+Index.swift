@@ -141,6 +141,7 @@ extension Collection {
                 while let slot = pending.first, DispatchTime.now().uptimeNanoseconds < deadline {
                     index.add(slot: slot, vector: buffer.vector(Int(slot)))
                     pending.removeFirst()
+                    snapshotDirty = true
                 }
                 if pending.isEmpty { drainScheduled = false }
                 return !pending.isEmpty

@@ -4,6 +4,17 @@ import LatentStorage
 import LatentVectors
 import Logging
 
+/// What `latentctl info` shows of a collection, read without loading its vectors.
+public struct CollectionSummary: Sendable {
+    public var name: String
+    public var dimension: Int
+    public var metric: Metric
+    public var index: IndexSpec
+    public var size: Int
+    public var snapshotBytes: Int
+    public var snapshotValid: Bool
+}
+
 /// All collections of one data directory: opens them at startup, creates and drops them, and owns
 /// the WAL sync policy.
 public final class CollectionCatalog: @unchecked Sendable {
@@ -50,6 +61,25 @@ public final class CollectionCatalog: @unchecked Sendable {
             }
             timer.resume()
             syncTimer = timer
+        }
+    }
+
+    /// The collections of `directory` with sizes and snapshot states, from the store alone (fast: no
+    /// vectors are loaded, no index is built). Refuses a directory a server holds, as opening it would.
+    public static func summaries(directory: String) throws -> [CollectionSummary] {
+        let store = try LatentStore(directory: directory)
+        defer { store.close() }
+        return try store.collectionDefinitions().map { name, raw in
+            let d = try JSONDecoder().decode(CollectionDefinition.self, from: Data(raw))
+            var size = 0
+            try store.scanKeys(collection: d.id) { _, _ in size += 1 }
+            var snapshot: [UInt8] = []
+            try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(d.id)) { _, v in
+                snapshot.append(contentsOf: v)
+                return true
+            }
+            return CollectionSummary(name: name, dimension: d.dimension, metric: d.metric, index: d.index, size: size,
+                                     snapshotBytes: snapshot.count, snapshotValid: IndexSnapshot.checksumIsValid(snapshot))
         }
     }
 

@@ -58,6 +58,13 @@ public enum IndexSnapshot {
         }
     }
 
+    /// Whether `data` ends with the checksum of the rest (cheap integrity check, no decoding).
+    public static func checksumIsValid(_ data: [UInt8]) -> Bool {
+        guard data.count > 8 else { return false }
+        var tail = ByteReader(data[(data.count - 8)...])
+        return (try? tail.u64()) == Checksum64.of(data[..<(data.count - 8)])
+    }
+
     static func metricCode(_ m: Metric) -> UInt8 {
         switch m {
         case .cosine: return 1

@@ -1,11 +1,25 @@
+import Foundation
 import ArgumentParser
 
 @main
 struct LatentCtl: ParsableCommand {
+    /// Operator-facing failures print their message alone (no usage text) and exit 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as Failure {
+            FileHandle.standardError.write((failure.description + "\n").data(using: .utf8)!)
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "latentctl",
         abstract: "LatentDB operator's tool.",
-        subcommands: [Bench.self])
+        subcommands: [Info.self, Rebuild.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LATENTD = os.environ.get("LATENTD_BIN", os.path.join(ROOT, ".build", "debug", "latentd"))
+LATENTCTL = os.environ.get("LATENTCTL_BIN", os.path.join(ROOT, ".build", "debug", "latentctl"))
 
 
 class Server:

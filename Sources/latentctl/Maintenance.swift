@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import LatentEngine
+import LatentIndex
+import LatentStorage
+import Logging
+
+/// `latentctl info`: what a data directory holds, without starting a server.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the collections of a data directory, their sizes and index states.")
+
+    @Option(help: "The latentd data directory.") var dataDir = "./data"
+
+    func run() throws {
+        let summaries: [CollectionSummary]
+        do {
+            summaries = try CollectionCatalog.summaries(directory: dataDir)
+        } catch {
+            throw Failure("latentctl: \(error)")
+        }
+        if summaries.isEmpty { print("\(dataDir): no collections") }
+        func cell(_ s: String, _ width: Int, left: Bool = false) -> String {
+            let pad = String(repeating: " ", count: max(0, width - s.count))
+            return left ? s + pad : pad + s
+        }
+        print(cell("name", 24, left: true) + cell("dim", 6) + "  " + cell("metric", 7, left: true) + cell("size", 10)
+              + "  " + cell("index", 6, left: true) + "snapshot")
+        for s in summaries {
+            let snapshot = s.snapshotBytes == 0 ? "none (built at start)"
+                : "\(s.snapshotBytes) bytes, \(s.snapshotValid ? "checksum ok" : "CORRUPT (rebuilt at start)")"
+            print(cell(s.name, 24, left: true) + cell(String(s.dimension), 6) + "  " + cell(s.metric.rawValue, 7, left: true)
+                  + cell(String(s.size), 10) + "  " + cell(s.index.kind.rawValue, 6, left: true) + snapshot)
+        }
+    }
+}
+
+/// Options shared by both forms of `latentctl rebuild`.
+struct IndexOptions: ParsableArguments {
+    @Option(help: "hnsw, ivf or flat (default: the collection's current index).") var index: String?
+    @Option var m: Int?
+    @Option var efConstruction: Int?
+    @Option var nlist: Int?
+
+    func spec(current: IndexSpec) throws -> IndexSpec {
+        var kind = current.kind
+        if let index {
+            guard let k = IndexSpec.Kind(rawValue: index.uppercased()) else { throw ValidationError("--index must be hnsw, ivf or flat") }
+            kind = k
+        }
+        let same = kind == current.kind
+        return IndexSpec(kind: kind, m: m ?? (same ? current.m : nil), efConstruction: efConstruction ?? (same ? current.efConstruction : nil),
+                         nlist: nlist ?? (same ? current.nlist : nil))
+    }
+
+    var vrebuildArguments: [String] {
+        var out: [String] = []
+        if let index { out += ["INDEX", index.uppercased()] }
+        if let m { out += ["M", String(m)] }
+        if let efConstruction { out += ["EF_CONSTRUCTION", String(efConstruction)] }
+        if let nlist { out += ["NLIST", String(nlist)] }
+        return out
+    }
+}
+
+/// `latentctl rebuild`: rebuild indexes offline in a data directory, or ask a running server to.
+struct Rebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Rebuild collection indexes, offline (--data-dir) or on a running server (--host/--port).")
+
+    @Option(help: "Rebuild offline in this data directory (no server may hold it).") var dataDir: String?
+    @Option(help: "Ask the latentd at this host instead.") var host: String?
+    @Option var port = 7379
+    @Option(help: "Only this collection (default: every collection with an index).") var collection: String?
+    @OptionGroup var options: IndexOptions
+
+    func validate() throws {
+        if (dataDir == nil) == (host == nil) { throw ValidationError("give either --data-dir DIR or --host HOST [--port P]") }
+    }
+
+    func run() throws {
+        if let host { try online(host: host) } else if let dataDir { try offline(dataDir) }
+    }
+
+    private func offline(_ dir: String) throws {
+        var logger = Logger(label: "latentctl")
+        logger.logLevel = .warning
+        let catalog: CollectionCatalog
+        do {
+            catalog = try CollectionCatalog(directory: dir, fsync: .no, logger: logger)
+        } catch let e as StorageError where e.kind == .locked {
+            throw Failure("latentctl: \(e.message)\n(rebuild a served collection online with: latentctl rebuild --host 127.0.0.1 --port 7379 ...)")
+        } catch {
+            throw Failure("latentctl: cannot open \(dir): \(error)")
+        }
+        defer { catalog.close() }
+        let names = collection.map { [$0] } ?? catalog.names.filter { catalog.collection($0)?.definition.index.kind != .flat }
+        for name in names {
+            guard let c = catalog.collection(name) else { throw Failure("latentctl: no such collection '\(name)'") }
+            let spec = try options.spec(current: c.definition.index)
+            try catalog.rebuild(name, spec: spec)
+            let bar = ProgressBar(title: "\(name) \(spec.kind.rawValue)", total: c.count)
+            while true {
+                let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+                if info["index-state"] != "building" && info["pending"] == "0" { break }
+                let percent = Double(info["build-progress"]?.dropLast() ?? "0") ?? 0
+                bar.update(fraction: percent / 100)
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            bar.finish()
+        }
+    }
+
+    private func online(host: String) throws {
+        let conn = try RESPConnection(host: host, port: port)
+        let names: [String]
+        if let collection {
+            names = [collection]
+        } else if case .array(let items?) = try conn.call(["VLIST"]) {
+            names = items.compactMap { if case .bulk(let b?) = $0 { return String(decoding: b, as: UTF8.self) } else { return nil } }
+        } else {
+            names = []
+        }
+        for name in names {
+            let reply = try conn.call(["VREBUILD", name] + options.vrebuildArguments)
+            if case .error(let e) = reply { throw Failure("latentctl: \(name): \(e)") }
+            var size = 0
+            let bar = ProgressBar(title: name, total: 0)
+            while true {
+                guard case .array(let items?) = try conn.call(["VINFO", name]) else { break }
+                var info: [String: String] = [:]
+                for i in Swift.stride(from: 0, to: items.count - 1, by: 2) {
+                    if case .bulk(let k?) = items[i], case .bulk(let v?) = items[i + 1] {
+                        info[String(decoding: k, as: UTF8.self)] = String(decoding: v, as: UTF8.self)
+                    }
+                }
+                size = Int(info["size"] ?? "0") ?? 0
+                bar.total = size
+                if info["index-state"] != "building" && info["pending"] == "0" { break }
+                bar.update(fraction: (Double(info["build-progress"]?.dropLast() ?? "0") ?? 0) / 100)
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            bar.finish()
+        }
+    }
+}
+
+/// A message for the operator on stderr, then exit status 1.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// A progress bar with time left and vectors/s on a terminal; plain progress lines otherwise (logs, CI).
+final class ProgressBar {
+    let title: String
+    var total: Int
+    private let start = Date()
+    private let tty = isatty(STDOUT_FILENO) != 0
+    private var lastLine = Date.distantPast
+    private var lastPercent = -1
+
+    init(title: String, total: Int) {
+        self.title = title
+        self.total = total
+    }
+
+    func update(fraction: Double) {
+        let f = min(max(fraction, 0), 1)
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = elapsed > 0 ? f * Double(total) / elapsed : 0
+        let left = f > 0.01 ? elapsed * (1 - f) / f : 0
+        let percent = Int(f * 100)
+        if tty {
+            let width = 30, filled = Int(f * Double(width))
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            print(String(format: "\r%@ [%@] %3d%%  %.0f vectors/s  %@ left ", title, bar, percent, rate, clock(left)), terminator: "")
+            fflush(stdout)
+        } else if percent != lastPercent && (percent % 10 == 0 || Date().timeIntervalSince(lastLine) > 5) {
+            print(String(format: "%@: %d%% (%.0f vectors/s, %@ left)", title, percent, rate, clock(left)))
+            lastLine = Date()
+            lastPercent = percent
+        }
+    }
+
+    func finish() {
+        let elapsed = Date().timeIntervalSince(start)
+        if tty { print("") }
+        print(String(format: "%@: done, %d vectors in %.1f s", title, total, elapsed))
+    }
+
+    private func clock(_ s: Double) -> String { String(format: "%d:%02d", Int(s) / 60, Int(s) % 60) }
+}
