@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 DATASET=${1:-synth128-1m}
 FVECS=${2:-../bench-data}
 swift build -c release >/dev/null
-data=$(mktemp -d /tmp/latentd-restart-XXXX)
+data=${KEEP_DIR:-$(mktemp -d /tmp/latentd-restart-XXXX)}
+fresh=1; [ -e "$data/CURRENT" ] && fresh=0
 port=7411
 start_server() {
   .build/release/latentd --port $port --data-dir "$data" --log-level info 2>>"$data.log" >/dev/null &
@@ -15,7 +16,9 @@ start_server() {
 }
 wait_port() { until redis-cli -p $port PING >/dev/null 2>&1; do sleep 0.05; done; }
 start_server; wait_port
-.build/release/latentctl bench ann-server --port $port --data "$FVECS" "$DATASET" --collection c --efs 32 64
+if [ $fresh = 1 ]; then
+  .build/release/latentctl bench ann-server --port $port --data "$FVECS" "$DATASET" --collection c --efs 32 64
+fi
 echo "data dir: $(du -sh "$data" | cut -f1)"
 kill -TERM $pid; wait $pid
 t0=$(date +%s.%N)
@@ -28,4 +31,5 @@ redis-cli -p $port VINFO c | paste - - | tr '\n' ' '; echo
 .build/release/latentctl bench ann-server --port $port --data "$FVECS" "$DATASET" --collection c --reuse true --efs 32 64
 kill -TERM $pid; wait $pid
 grep -E "snapshot|index built" "$data.log" | cut -c1-220
-rm -rf "$data" "$data.log"
+[ -n "${KEEP_DIR:-}" ] || rm -rf "$data"
+rm -f "$data.log"

@@ -198,6 +198,7 @@ extension Collection {
                 }
             }
             guard let built, !task.isCancelled else { return finishCancelled(task) }
+            if let hnsw = built as? HNSWIndex, !catchUp(hnsw, task) { return finishCancelled(task) }
             state.withWriteLock {
                 guard build === task else { return }
                 // Re-apply what changed while the build ran; anything the new index cannot take at once
@@ -219,6 +220,38 @@ extension Collection {
                                                           "vectors": "\(slots.count)", "seconds": "\(seconds)"])
             scheduleIndexMaintenance()
         }
+    }
+
+    /// Inserts what was written during the build into the new graph before it serves, in rounds, while
+    /// the backlog is large: a bulk load that outpaces the build then costs one insert per vector, not a
+    /// second full build. The last small remainder is re-applied at the swap.
+    private func catchUp(_ hnsw: HNSWIndex, _ task: IndexBuild) -> Bool {
+        while !task.isCancelled {
+            let changed: [UInt32] = state.withWriteLock {
+                guard task.changed.count >= 2_000 else { return [] }
+                defer { task.changed = [] }
+                return task.changed.sorted()
+            }
+            if changed.isEmpty { return true }
+            var slots: [UInt32] = []
+            var vectors: [Float] = []
+            state.withReadLock {
+                for slot in changed {
+                    // A deleted or replaced element's old node is retired; a live one is inserted anew.
+                    hnsw.remove(slot: slot)
+                    guard buffer.isLive(Int(slot)) else { continue }
+                    slots.append(slot)
+                    vectors.append(contentsOf: UnsafeBufferPointer(start: buffer.vector(Int(slot)), count: dimension))
+                }
+            }
+            let ok = vectors.withUnsafeBufferPointer { v in
+                hnsw.build(slots: slots, vectors: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, threads: indexer.threads) { _ in
+                    !task.isCancelled
+                }
+            }
+            if !ok { return false }
+        }
+        return false
     }
 
     private func finishCancelled(_ task: IndexBuild) {

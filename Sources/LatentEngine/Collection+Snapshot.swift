@@ -36,6 +36,8 @@ extension Collection {
                 offset = end
             }
             try store.db.write(batch)
+            // Into SST files now, so a restart reads it instead of replaying a huge batch from the WAL.
+            try store.db.flush([StoreLayout.index])
             indexer.logger.info("index snapshot saved", metadata: ["collection": "\(name)", "bytes": "\(encoded.count)"])
         } catch {
             indexer.logger.error("index snapshot of \(name) not saved: \(error)")
@@ -47,6 +49,8 @@ extension Collection {
     func loadIndexSnapshotLocked() -> Bool {
         var data: [UInt8] = []
         do {
+            // Sized from the first chunk's layout: an HNSW record per live vector, plus slack.
+            data.reserveCapacity(buffer.liveCount * (dimension * 4 + 160) + (1 << 20))
             try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(collectionId)) { _, value in
                 data.append(contentsOf: value)
                 return true

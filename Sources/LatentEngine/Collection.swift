@@ -81,12 +81,20 @@ public final class Collection: @unchecked Sendable {
 
     /// Rebuilds the in-memory state from the store (at startup).
     func load() throws {
+        var phase = DispatchTime.now().uptimeNanoseconds
+        func lap(_ what: String) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            indexer.logger.debug("load \(name): \(what) \(Double(now - phase) / 1e9) s")
+            phase = now
+        }
         try state.withWriteLock {
             try store.scanKeys(collection: collectionId) { id, slot in
                 slotOf[id] = slot
                 if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
                 idOf[Int(slot)] = id
             }
+            lap("id map")
+            buffer.reserve(slots: idOf.count)
             let expectedBytes = dimension * 4
             try store.scanVectors(collection: collectionId) { slot, bytes in
                 guard bytes.count == expectedBytes else {
@@ -94,7 +102,11 @@ public final class Collection: @unchecked Sendable {
                 }
                 guard Int(slot) < idOf.count, idOf[Int(slot)] != nil else { return } // orphan: no id maps to it
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { tmp in
+                    #if _endian(little)
+                    UnsafeMutableRawPointer(tmp.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: expectedBytes)
+                    #else
                     for i in 0..<dimension { tmp[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    #endif
                     buffer.set(slot: Int(slot), tmp.baseAddress!)
                 }
             }
@@ -104,11 +116,13 @@ public final class Collection: @unchecked Sendable {
                 slotOf[id] = nil
                 idOf[Int(slot)] = nil
             }
+            lap("vectors")
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
             // Until a built index is loaded or built, every vector is searched exactly.
             if indexSpec.kind != .flat && !loadIndexSnapshotLocked() {
                 pending = OrderedSet((0..<buffer.slotCount).filter { buffer.isLive($0) }.map { UInt32($0) })
             }
+            lap("index")
         }
         scheduleIndexMaintenance()
     }

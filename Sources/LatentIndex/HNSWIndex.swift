@@ -367,13 +367,16 @@ public final class HNSWIndex: VectorIndex {
         deletedCount += 1
     }
 
-    /// Builds the graph from `count` vectors (back to back at `vectors`, with their slots) using `threads`
-    /// threads. `progress` is called now and then with the number linked so far; returning false cancels.
+    /// Inserts `newSlots` (their vectors back to back at `vectors`) using `threads` threads: a build
+    /// when the index is empty, a catch-up with writes that arrived during a build otherwise. Only for an
+    /// index no search uses yet. `progress` is called now and then with the number linked so far;
+    /// returning false cancels (the index is then unusable).
     public func build(slots newSlots: [UInt32], vectors source: UnsafePointer<Float>, threads: Int,
                       progress: (Int) -> Bool = { _ in true }) -> Bool {
-        precondition(count == 0, "build starts from an empty index")
-        reserve(newSlots.count)
+        reserve(count + newSlots.count)
+        let first = count
         for (i, slot) in newSlots.enumerated() {
+            remove(slot: slot)
             nodeOfSlot[slot] = allocateNode(slot: slot, vector: source + i * dimension)
         }
         let n = newSlots.count
@@ -386,7 +389,7 @@ public final class HNSWIndex: VectorIndex {
             while !cancelled.isSet {
                 let start = next.add(chunk)
                 if start >= n { break }
-                for node in start..<min(n, start + chunk) { link(UInt32(node), locked: workers > 1) }
+                for i in start..<min(n, start + chunk) { link(UInt32(first + i), locked: workers > 1) }
                 if !progress(min(n, start + chunk)) { cancelled.set() }
             }
         }

@@ -42,7 +42,8 @@ public final class VectorBuffer {
     /// Bytes held for vectors, norms and liveness (the allocated capacity, not just the used part).
     public var memoryBytes: Int { capacity * (dimension * 4 + 4 + 1) }
 
-    private func reserve(slots needed: Int) {
+    /// Grows the block to hold `needed` slots at once (e.g. before loading a collection of known size).
+    public func reserve(slots needed: Int) {
         guard needed > capacity else { return }
         var newCapacity = capacity
         while newCapacity < needed { newCapacity *= 2 }
