@@ -34,7 +34,10 @@ public final class HNSWIndex: VectorIndex {
     /// Per node: `dimension` floats, then `m0 + 1` link words, padded to `stride` bytes.
     fileprivate var level0: UnsafeMutableRawPointer
     fileprivate let stride: Int
-    fileprivate var upperLinks: [[UInt32]] = []
+    /// Per node above layer 0: `level x (m + 1)` words in raw memory (nil at layer 0). Raw memory, not
+    /// nested arrays: parallel builders rewrite different nodes' lists at once, and a Swift array of
+    /// arrays would copy-on-write under them and lose updates.
+    fileprivate var upperLinks: [UnsafeMutablePointer<UInt32>?] = []
     fileprivate var levels: [UInt8] = []
     fileprivate(set) var slots: [UInt32] = []
     fileprivate var deleted: [Bool] = []
@@ -64,6 +67,7 @@ public final class HNSWIndex: VectorIndex {
 
     deinit {
         level0.deallocate()
+        for p in upperLinks { p?.deallocate() }
     }
 
     public var liveCount: Int { count - deletedCount }
@@ -71,7 +75,7 @@ public final class HNSWIndex: VectorIndex {
 
     public var memoryBytes: Int {
         capacity * (stride + 1 + 4 + 1)
-            + upperLinks.reduce(0) { $0 + $1.count * 4 + 16 } + nodeOfSlot.count * 24
+            + zip(upperLinks, levels).reduce(0) { $0 + ($1.0 == nil ? 8 : 8 + Int($1.1) * (m + 1) * 4) } + nodeOfSlot.count * 24
     }
 
     public func contains(slot: UInt32) -> Bool { nodeOfSlot[slot] != nil }
@@ -110,6 +114,13 @@ public final class HNSWIndex: VectorIndex {
     @inline(__always)
     private func external(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
 
+    fileprivate static func allocateUpper(level: Int, m: Int) -> UnsafeMutablePointer<UInt32>? {
+        guard level > 0 else { return nil }
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: level * (m + 1))
+        p.initialize(repeating: 0, count: level * (m + 1))
+        return p
+    }
+
     private func randomLevel() -> Int {
         let u = Double(rng.next() >> 11) / Double(1 << 53)
         return min(Int(-log(max(u, 1e-300)) * levelMultiplier), 31)
@@ -129,7 +140,7 @@ public final class HNSWIndex: VectorIndex {
         links0(node)[0] = 0
         let level = randomLevel()
         levels.append(UInt8(level))
-        upperLinks.append(level > 0 ? [UInt32](repeating: 0, count: level * (m + 1)) : [])
+        upperLinks.append(HNSWIndex.allocateUpper(level: level, m: m))
         slots.append(slot)
         deleted.append(false)
         count += 1
@@ -147,10 +158,8 @@ public final class HNSWIndex: VectorIndex {
             let base = links0(node)
             return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
         }
-        return upperLinks[Int(node)].withUnsafeBufferPointer { all in
-            let base = (level - 1) * (m + 1)
-            return body(UnsafeBufferPointer(rebasing: all[(base + 1)..<(base + 1 + Int(all[base]))]))
-        }
+        let base = upperLinks[Int(node)]! + (level - 1) * (m + 1)
+        return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
     }
 
     private func setLinks(_ node: UInt32, _ level: Int, _ neighbors: [UInt32]) {
@@ -160,8 +169,9 @@ public final class HNSWIndex: VectorIndex {
             for (i, n) in neighbors.enumerated() { base[1 + i] = n }
         } else {
             let base = (level - 1) * (m + 1)
-            upperLinks[Int(node)][base] = UInt32(neighbors.count)
-            for (i, n) in neighbors.enumerated() { upperLinks[Int(node)][base + 1 + i] = n }
+            let list = upperLinks[Int(node)]! + base
+            list[0] = UInt32(neighbors.count)
+            for (i, n) in neighbors.enumerated() { list[1 + i] = n }
         }
     }
 
@@ -324,7 +334,20 @@ public final class HNSWIndex: VectorIndex {
             let sorted = scratch.results.items.sorted { $0.distance < $1.distance }
             let chosen = selectNeighbors(sorted.filter { $0.slot != node }, limit: m)
             if locked { stripes.lock(node) }
-            setLinks(node, l, chosen.map(\.slot))
+            // Another builder may already have linked to this node at this level (it can reach the
+            // node through a layer above, linked first). Keep those links: overwriting them would
+            // orphan that builder's node. Merge and prune instead.
+            let earlier: [UInt32] = withLinks(node, l, locked: false) { Array($0) }
+            if earlier.isEmpty {
+                setLinks(node, l, chosen.map(\.slot))
+            } else {
+                var merged = chosen
+                for e in earlier where !merged.contains(where: { $0.slot == e }) {
+                    merged.append(Neighbor(slot: e, distance: distance(q, e)))
+                }
+                merged.sort { $0.distance < $1.distance }
+                setLinks(node, l, selectNeighbors(merged, limit: l == 0 ? m0 : m).map(\.slot))
+            }
             if locked { stripes.unlock(node) }
             let maxLinks = l == 0 ? m0 : m
             for c in chosen { addBackLink(from: c.slot, to: node, level: l, maxLinks: maxLinks, locked: locked) }
@@ -398,6 +421,17 @@ public final class HNSWIndex: VectorIndex {
 }
 
 extension HNSWIndex {
+    /// Live nodes that no other node links to at layer 0: reachable only through upper layers, if at
+    /// all. A diagnostic for graph quality (the benchmark prints it).
+    public var unreferencedNodes: Int {
+        var referenced = [Bool](repeating: false, count: count)
+        for node in 0..<count {
+            let l = links0(UInt32(node))
+            for j in 0..<Int(l[0]) { referenced[Int(l[1 + j])] = true }
+        }
+        return (0..<count).filter { !referenced[$0] && !deleted[$0] && UInt32($0) != entryPoint }.count
+    }
+
     public var indexedSlots: [UInt32] { Array(nodeOfSlot.keys) }
 
     public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool {
@@ -419,7 +453,7 @@ extension HNSWIndex {
         w.bytes(levels)
         w.bytes(deleted.map { $0 ? 1 : 0 })
         w.raw(level0, count * stride)
-        for node in 0..<count where levels[node] > 0 { w.u32s(upperLinks[node]) }
+        for node in 0..<count where levels[node] > 0 { w.raw(upperLinks[node]!, Int(levels[node]) * (m + 1) * 4) }
     }
 
     static func deserialize(_ r: inout ByteReader, metric: Metric, dimension: Int) throws -> HNSWIndex {
@@ -439,7 +473,11 @@ extension HNSWIndex {
         guard count * index.stride <= r.remaining else { throw SnapshotError("HNSW snapshot truncated") }
         try r.copy(count * index.stride, to: index.level0)
         index.count = count
-        index.upperLinks = try index.levels.map { level in level > 0 ? try r.u32s(Int(level) * (m + 1)) : [] }
+        index.upperLinks = try index.levels.map { level in
+            let p = HNSWIndex.allocateUpper(level: Int(level), m: m)
+            if let p { try r.copy(Int(level) * (m + 1) * 4, to: p) }
+            return p
+        }
         // Every link must point at a node and fit its list: a snapshot that passed the checksum but was
         // written by a buggy build must not send a search out of bounds.
         for node in 0..<count {
@@ -447,7 +485,7 @@ extension HNSWIndex {
             guard Int(l0[0]) <= index.m0, (0..<Int(l0[0])).allSatisfy({ Int(l0[1 + $0]) < count }),
                   Int(index.levels[node]) <= maxLevel else { throw SnapshotError("HNSW snapshot has a bad link list") }
             for level in 0..<Int(index.levels[node]) {
-                let base = level * (m + 1), links = index.upperLinks[node]
+                let base = level * (m + 1), links = index.upperLinks[node]!
                 guard Int(links[base]) <= m, (0..<Int(links[base])).allSatisfy({ Int(links[base + 1 + $0]) < count }) else {
                     throw SnapshotError("HNSW snapshot has a bad upper link list")
                 }

@@ -50,6 +50,7 @@ struct ANNBench: ParsableCommand {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             print(String(format: "build %d thread(s): %.2f s, index memory %.1f MB (RSS +%.1f MB)", t, seconds,
                          Double(idx.memoryBytes) / 1e6, Double(residentBytes() - rssBefore) / 1e6))
+            if let h = idx as? HNSWIndex { print("  nodes without incoming layer-0 links: \(h.unreferencedNodes)") }
             buildRows.append(["threads": t, "seconds": seconds, "memory_bytes": idx.memoryBytes])
             built = idx
         }

@@ -60,6 +60,22 @@ final class ANNIndexTests: XCTestCase {
         }
     }
 
+    /// Parallel builders must not orphan each other's nodes (a node reached through an upper layer before
+    /// its layer-0 links exist used to have an early back-link overwritten).
+    func testParallelBuildLeavesNoNodeUnreachable() {
+        let dim = 32, n = 6000
+        let (data, queries) = split(clustered(n + 30, dim: dim, seed: 61), dim: dim, queries: 30)
+        for _ in 0..<3 {
+            let index = HNSWIndex(metric: .l2, dimension: dim, m: 8, efConstruction: 64)
+            data.withUnsafeBufferPointer { p in
+                _ = index.build(slots: (0..<UInt32(n)).map { $0 }, vectors: p.baseAddress!, threads: 2)
+            }
+            XCTAssertEqual(index.unreferencedNodes, 0)
+            let r = recall(index, data: data, dim: dim, queries: queries) { SearchParameters(k: $0, ef: 400) }
+            XCTAssertGreaterThan(r, 0.995)
+        }
+    }
+
     func testHNSWIncrementalInsertsDeletesAndReplacements() {
         let dim = 16, n = 2000
         let (data, queries) = split(clustered(n + 40, dim: dim, seed: 21), dim: dim, queries: 40)
