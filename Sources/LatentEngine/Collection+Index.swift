@@ -95,10 +95,11 @@ extension Collection {
             case .flat:
                 return
             case .ivf:
+                // Lists trained on n vectors serve up to 2n; past that they grow long and are re-trained
+                // (geometric growth: the rebuilds cost about one extra build in total).
                 let live = buffer.liveCount
-                let builtFor = index.spec.nlist.map { $0 * 39 } ?? 0
                 startBuild = (index is FlatIndex && live >= Collection.ivfMinimumTrainingSize)
-                    || (!(index is FlatIndex) && live > 16 * max(builtFor, 1))
+                    || (!(index is FlatIndex) && indexSpec.nlist == nil && live > 2 * max(ivfTrainedFor, 1))
             case .hnsw:
                 startBuild = pending.count > max(Collection.incrementalLimit, indexed / 5)
                     || index.deletedCount > max(1_000, indexed / 4)
@@ -205,6 +206,7 @@ extension Collection {
                 // stays pending (searched exactly) until the drain adds it.
                 var newPending = OrderedSet<UInt32>()
                 for slot in task.changed.sorted() {
+                    if buffer.isLive(Int(slot)) && built.matches(slot: slot, vector: buffer.vector(Int(slot))) { continue }
                     built.remove(slot: slot)
                     guard buffer.isLive(Int(slot)) else { continue }
                     if built.cheapToAdd { built.add(slot: slot, vector: buffer.vector(Int(slot))) } else { newPending.append(slot) }
@@ -213,11 +215,12 @@ extension Collection {
                 pending = newPending
                 build = nil
                 snapshotDirty = true
+                ivfTrainedFor = slots.count
             }
             saveIndexSnapshot()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             indexer.logger.info("index built", metadata: ["collection": "\(name)", "index": "\(task.spec.kind.rawValue)",
-                                                          "vectors": "\(slots.count)", "seconds": "\(seconds)"])
+                                                          "vectors": "\(built.liveCount)", "seconds": "\(seconds)"])
             scheduleIndexMaintenance()
         }
     }
@@ -237,9 +240,12 @@ extension Collection {
             var vectors: [Float] = []
             state.withReadLock {
                 for slot in changed {
+                    let live = buffer.isLive(Int(slot))
+                    // Written just before the snapshot copy reached it: already in the graph as it is.
+                    if live && hnsw.matches(slot: slot, vector: buffer.vector(Int(slot))) { continue }
                     // A deleted or replaced element's old node is retired; a live one is inserted anew.
                     hnsw.remove(slot: slot)
-                    guard buffer.isLive(Int(slot)) else { continue }
+                    guard live else { continue }
                     slots.append(slot)
                     vectors.append(contentsOf: UnsafeBufferPointer(start: buffer.vector(Int(slot)), count: dimension))
                 }

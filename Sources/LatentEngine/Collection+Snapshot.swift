@@ -81,6 +81,7 @@ extension Collection {
         }
         pending = OrderedSet((0..<buffer.slotCount).lazy.filter { self.buffer.isLive($0) && !loaded.contains(slot: UInt32($0)) }.map { UInt32($0) })
         index = loaded
+        ivfTrainedFor = loaded.liveCount
         snapshotDirty = stale > 0 || !pending.isEmpty
         indexer.logger.info("index snapshot loaded", metadata: ["collection": "\(name)", "indexed": "\(loaded.liveCount)",
                                                                  "stale": "\(stale)", "pending": "\(pending.count)"])

@@ -60,6 +60,8 @@ public final class Collection: @unchecked Sendable {
     var dropped = false
     /// The serving index changed since its snapshot was saved.
     var snapshotDirty = false
+    /// How many vectors the IVF lists were trained on (re-trained when the collection doubles).
+    var ivfTrainedFor = 0
 
     init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
         collectionId = definition.id
