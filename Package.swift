@@ -46,12 +46,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Matrix factorisation and the file formats around it: its own module, no server dependencies.
+        .target(name: "LatentMF"),
         .executableTarget(name: "latentctl", dependencies: [
-            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage",
+            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LatentStorageTests", dependencies: ["LatentStorage"]),
+        .testTarget(name: "LatentMFTests", dependencies: ["LatentMF"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),
         .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage"]),
         .testTarget(name: "LatentProtocolTests", dependencies: [

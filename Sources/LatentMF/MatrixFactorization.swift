@@ -1,0 +1,217 @@
+import Dispatch
+import Foundation
+
+public enum TrainingMethod: String, CaseIterable, Sendable {
+    /// Stochastic gradient descent, the Funk-SVD update; with `biased`, global mean and user/item biases.
+    case sgd
+    /// Alternating least squares with L2 regularisation; each side solved in parallel, k x k Cholesky.
+    case als
+}
+
+public struct TrainingParameters: Sendable {
+    public var method: TrainingMethod = .sgd
+    public var factors = 10
+    public var epochs = 20
+    public var learningRate: Float = 0.005
+    public var regularization: Float = 0.02
+    public var biased = false
+    public var seed: UInt64 = 42
+
+    public init() {}
+}
+
+/// A trained model: predicts `mean + bu + bi + p_u . q_i` (biases zero unless biased).
+public struct Model: Sendable {
+    public let factors: Int
+    public var userFactors: [Float]
+    public var itemFactors: [Float]
+    public var userBias: [Float]
+    public var itemBias: [Float]
+    public var globalMean: Float
+    public let biased: Bool
+
+    public var userCount: Int { userBias.count }
+    public var itemCount: Int { itemBias.count }
+
+    public func predict(user u: Int, item i: Int) -> Float {
+        var s = globalMean + userBias[u] + itemBias[i]
+        for f in 0..<factors { s += userFactors[u * factors + f] * itemFactors[i * factors + f] }
+        return s
+    }
+
+    /// Serving vectors for inner-product search. With biases folded in (item `[q_i, b_i]`, user `[p_u, 1]`),
+    /// `user . item = p_u . q_i + b_i`, which orders one user's items exactly as `predict` does (the
+    /// mean and the user's bias are the same for all of that user's items).
+    public func servingVectors() -> (users: Matrix, items: Matrix) {
+        guard biased else {
+            return (Matrix(rows: userCount, columns: factors, values: userFactors),
+                    Matrix(rows: itemCount, columns: factors, values: itemFactors))
+        }
+        let k = factors + 1
+        var users = [Float](repeating: 0, count: userCount * k)
+        var items = [Float](repeating: 0, count: itemCount * k)
+        for u in 0..<userCount {
+            for f in 0..<factors { users[u * k + f] = userFactors[u * factors + f] }
+            users[u * k + factors] = 1
+        }
+        for i in 0..<itemCount {
+            for f in 0..<factors { items[i * k + f] = itemFactors[i * factors + f] }
+            items[i * k + factors] = itemBias[i]
+        }
+        return (Matrix(rows: userCount, columns: k, values: users), Matrix(rows: itemCount, columns: k, values: items))
+    }
+}
+
+/// SplitMix64 with a Gaussian draw, so a seed fixes initial factors and the visiting order.
+struct Random: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func gaussian(sd: Float) -> Float {
+        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)) * sd
+    }
+}
+
+public enum MatrixFactorization {
+    /// Trains on `ratings` (indexes below `users` and `items`). `onEpoch(epoch, model)` runs after each epoch
+    /// (for progress and per-epoch test RMSE).
+    public static func train(_ ratings: [Rating], users: Int, items: Int, _ p: TrainingParameters,
+                             onEpoch: (Int, Model) -> Void = { _, _ in }) -> Model {
+        var rng = Random(seed: p.seed)
+        let k = p.factors
+        let mean = ratings.isEmpty ? 0 : Float(ratings.reduce(0.0) { $0 + Double($1.value) } / Double(ratings.count))
+        var model = Model(factors: k,
+                          userFactors: (0..<(users * k)).map { _ in rng.gaussian(sd: 0.1) },
+                          itemFactors: (0..<(items * k)).map { _ in rng.gaussian(sd: 0.1) },
+                          userBias: [Float](repeating: 0, count: users), itemBias: [Float](repeating: 0, count: items),
+                          globalMean: (p.biased || p.method == .als) ? mean : 0, biased: p.biased)
+        switch p.method {
+        case .sgd:
+            var order = Array(0..<ratings.count)
+            for epoch in 1...max(1, p.epochs) {
+                order.shuffle(using: &rng)
+                sgdEpoch(ratings, order: order, model: &model, p)
+                onEpoch(epoch, model)
+            }
+        case .als:
+            let byUser = group(ratings, by: \.user, count: users)
+            let byItem = group(ratings, by: \.item, count: items)
+            for epoch in 1...max(1, p.epochs) {
+                model.userFactors = alsSolve(fixed: model.itemFactors, groups: byUser, otherIndex: \.item, mean: mean, k: k, lambda: p.regularization)
+                model.itemFactors = alsSolve(fixed: model.userFactors, groups: byItem, otherIndex: \.user, mean: mean, k: k, lambda: p.regularization)
+                onEpoch(epoch, model)
+            }
+        }
+        return model
+    }
+
+    /// One pass of the classic update (Funk; scikit-surprise's SVD): with e = r - prediction,
+    /// p_u += lr (e q_i - reg p_u), q_i += lr (e p_u - reg q_i), both from the old values.
+    static func sgdEpoch(_ ratings: [Rating], order: [Int], model m: inout Model, _ p: TrainingParameters) {
+        let k = m.factors, lr = p.learningRate, reg = p.regularization
+        let mean = m.globalMean
+        m.userFactors.withUnsafeMutableBufferPointer { P in
+            m.itemFactors.withUnsafeMutableBufferPointer { Q in
+                m.userBias.withUnsafeMutableBufferPointer { BU in
+                    m.itemBias.withUnsafeMutableBufferPointer { BI in
+                        for idx in order {
+                            let r = ratings[idx]
+                            let u = Int(r.user), i = Int(r.item)
+                            let pu = P.baseAddress! + u * k, qi = Q.baseAddress! + i * k
+                            var dot: Float = 0
+                            for f in 0..<k { dot += pu[f] * qi[f] }
+                            let e = r.value - (mean + BU[u] + BI[i] + dot)
+                            if p.biased {
+                                BU[u] += lr * (e - reg * BU[u])
+                                BI[i] += lr * (e - reg * BI[i])
+                            }
+                            for f in 0..<k {
+                                let puf = pu[f], qif = qi[f]
+                                pu[f] += lr * (e * qif - reg * puf)
+                                qi[f] += lr * (e * puf - reg * qif)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func group(_ ratings: [Rating], by key: KeyPath<Rating, Int32>, count: Int) -> [[Rating]] {
+        var groups = [[Rating]](repeating: [], count: count)
+        for r in ratings { groups[Int(r[keyPath: key])].append(r) }
+        return groups
+    }
+
+    /// Solves every row of one side with the other side fixed:
+    /// (Y_u^T Y_u + lambda n_u I) x_u = Y_u^T (r_u - mean), rows in parallel (Dispatch concurrentPerform).
+    static func alsSolve(fixed: [Float], groups: [[Rating]], otherIndex: KeyPath<Rating, Int32>, mean: Float,
+                         k: Int, lambda: Float) -> [Float] {
+        var out = [Float](repeating: 0, count: groups.count * k)
+        out.withUnsafeMutableBufferPointer { o in
+            let base = o.baseAddress!
+            fixed.withUnsafeBufferPointer { y in
+                DispatchQueue.concurrentPerform(iterations: groups.count) { row in
+                    let g = groups[row]
+                    guard !g.isEmpty else { return }
+                    var a = [Double](repeating: 0, count: k * k)
+                    var b = [Double](repeating: 0, count: k)
+                    for r in g {
+                        let yv = y.baseAddress! + Int(r[keyPath: otherIndex]) * k
+                        let target = Double(r.value - mean)
+                        for i in 0..<k {
+                            b[i] += Double(yv[i]) * target
+                            for j in 0...i { a[i * k + j] += Double(yv[i]) * Double(yv[j]) }
+                        }
+                    }
+                    let ridge = Double(lambda) * Double(g.count)
+                    for i in 0..<k {
+                        a[i * k + i] += ridge
+                        for j in 0..<i { a[j * k + i] = a[i * k + j] }
+                    }
+                    let x = Cholesky.solve(a, b, k)
+                    for i in 0..<k { base[row * k + i] = Float(x[i]) }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Cholesky factorisation A = L L^T of a symmetric positive-definite k x k matrix, then two triangular solves.
+enum Cholesky {
+    static func solve(_ a: [Double], _ b: [Double], _ k: Int) -> [Double] {
+        var l = [Double](repeating: 0, count: k * k)
+        for i in 0..<k {
+            for j in 0...i {
+                var s = a[i * k + j]
+                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
+                if i == j {
+                    l[i * k + i] = (max(s, 1e-12)).squareRoot()
+                } else {
+                    l[i * k + j] = s / l[j * k + j]
+                }
+            }
+        }
+        var y = [Double](repeating: 0, count: k)
+        for i in 0..<k {
+            var s = b[i]
+            for p in 0..<i { s -= l[i * k + p] * y[p] }
+            y[i] = s / l[i * k + i]
+        }
+        var x = [Double](repeating: 0, count: k)
+        for i in stride(from: k - 1, through: 0, by: -1) {
+            var s = y[i]
+            for p in (i + 1)..<max(i + 1, k) { s -= l[p * k + i] * x[p] }
+            x[i] = s / l[i * k + i]
+        }
+        return x
+    }
+}
