@@ -37,7 +37,14 @@ public struct SearchHit: Equatable, Sendable {
 /// for short steps.
 public final class Collection: @unchecked Sendable {
     public let collectionId: UInt32
-    public let name: String
+    /// Changes only through `CollectionCatalog.rename` (VRENAME, atomic loads); read from any thread.
+    public var name: String {
+        nameLock.lock()
+        defer { nameLock.unlock() }
+        return storedName
+    }
+    private var storedName: String
+    private let nameLock = NSLock()
     public let dimension: Int
     public let metric: Metric
 
@@ -65,7 +72,7 @@ public final class Collection: @unchecked Sendable {
 
     init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
         collectionId = definition.id
-        name = definition.name
+        storedName = definition.name
         dimension = definition.dimension
         metric = definition.metric
         indexSpec = definition.index
@@ -229,6 +236,12 @@ public final class Collection: @unchecked Sendable {
             build?.cancel()
         }
         writeMutex.unlock()
+    }
+
+    func setName(_ newName: String) {
+        nameLock.lock()
+        storedName = newName
+        nameLock.unlock()
     }
 
     /// Runs `body` under the writer mutex (e.g. to persist a changed definition in order with writes).

@@ -188,6 +188,34 @@ public final class CollectionCatalog: @unchecked Sendable {
         c.rebuild(with: spec)
     }
 
+    /// Renames `from` to `to` in one WriteBatch, replacing (dropping) any collection named `to`, as Redis'
+    /// RENAME does. Writes to `from` wait for the moment of the swap. This is how a load stays atomic:
+    /// it fills a staging collection and renames it over the old one only when complete.
+    public func rename(_ from: String, to: String) throws {
+        try Validation.collectionName(to)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let source = collections[from] else { throw EngineError.unknownCollection(from) }
+        guard from != to else { return }
+        let target = collections[to]
+        try source.serializedWrite {
+            var definition = source.definition
+            definition.name = to
+            let encoded = try JSONEncoder().encode(definition)
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                if let target { try store.deleteCollection(name: to, id: target.definition.id, in: batch) }
+                try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(from))
+                try batch.put(StoreLayout.meta, StoreLayout.collectionKey(to), Array(encoded))
+                try store.db.write(batch)
+            }
+            source.setName(to)
+        }
+        target?.markDropped()
+        collections[to] = source
+        collections[from] = nil
+    }
+
     /// Deletes a collection and all its records. Returns false when it did not exist.
     @discardableResult
     public func drop(_ name: String) throws -> Bool {

@@ -61,6 +61,8 @@ public enum Command: Equatable, Sendable {
     case vinfo(key: String)
     case vlist
     case vdrop(key: String)
+    /// Renames a collection, replacing one of the new name (as Redis' RENAME).
+    case vrename(key: String, newKey: String)
     /// Index options not given are nil: the collection keeps its current kind and the defaults.
     case vrebuild(key: String, kind: IndexSpec.Kind?, m: Int?, efConstruction: Int?, nlist: Int?)
 
@@ -92,6 +94,7 @@ public enum Command: Equatable, Sendable {
         case .vinfo: return "vinfo"
         case .vlist: return "vlist"
         case .vdrop: return "vdrop"
+        case .vrename: return "vrename"
         case .vrebuild: return "vrebuild"
         }
     }
@@ -99,7 +102,7 @@ public enum Command: Equatable, Sendable {
     /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
     public var isWrite: Bool {
         switch self {
-        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild: return true
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename: return true
         default: return false
         }
     }

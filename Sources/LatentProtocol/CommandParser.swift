@@ -74,6 +74,9 @@ public enum CommandParser {
             case "vinfo": return .vinfo(key: key)
             default: return .vdrop(key: key)
             }
+        case "vrename":
+            try a.arity(3...3)
+            return .vrename(key: a.string(1), newKey: a.string(2))
         case "vsetattr":
             try a.arity(4...4)
             return .vsetattr(key: a.string(1), element: a.string(2), json: a.string(3))

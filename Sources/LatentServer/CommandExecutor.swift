@@ -205,6 +205,9 @@ public final class CommandExecutor: @unchecked Sendable {
             return .array(catalog.names.map { .bulk($0) })
         case .vdrop(let key):
             return .integer(try catalog.drop(key) ? 1 : 0)
+        case .vrename(let key, let newKey):
+            try catalog.rename(key, to: newKey)
+            return .ok
         case .vrebuild(let key, let kind, let m, let efConstruction, let nlist):
             let current = try catalog.require(key).definition.index
             let newKind = kind ?? current.kind

@@ -19,7 +19,7 @@ struct LatentCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latentctl",
         abstract: "LatentDB operator's tool.",
-        subcommands: [Train.self, Info.self, Rebuild.self, Bench.self])
+        subcommands: [Train.self, Load.self, Info.self, Rebuild.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

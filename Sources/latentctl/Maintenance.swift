@@ -26,7 +26,7 @@ struct Info: ParsableCommand {
         print(cell("name", 24, left: true) + cell("dim", 6) + "  " + cell("metric", 7, left: true) + cell("size", 10)
               + "  " + cell("index", 6, left: true) + "snapshot")
         for s in summaries {
-            let snapshot = s.snapshotBytes == 0 ? "none (built at start)"
+            let snapshot = s.index.kind == .flat ? "- (exact search)" : s.snapshotBytes == 0 ? "none (built at start)"
                 : "\(s.snapshotBytes) bytes, \(s.snapshotValid ? "checksum ok" : "CORRUPT (rebuilt at start)")"
             print(cell(s.name, 24, left: true) + cell(String(s.dimension), 6) + "  " + cell(s.metric.rawValue, 7, left: true)
                   + cell(String(s.size), 10) + "  " + cell(s.index.kind.rawValue, 6, left: true) + snapshot)

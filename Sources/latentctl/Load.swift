@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import LatentEngine
+import LatentIndex
+import LatentMF
+import LatentStorage
+import LatentVectors
+import Logging
+
+/// `latentctl load`: imports user and item matrices into collections, atomically: each collection is filled
+/// under a staging name and renamed over the old one only when complete, so an interrupted load leaves the
+/// old data serving.
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Load user and item vectors (.npy or CSV) into collections, offline or online.")
+
+    @Option(help: "A `latentctl train` output directory (users.npy, users.ids, items.npy, items.ids).") var modelDir: String?
+    @Option var users: String?
+    @Option var userIds: String?
+    @Option var items: String?
+    @Option var itemIds: String?
+    @Option var usersCollection = "users"
+    @Option var itemsCollection = "items"
+    @Option(help: "COSINE, L2 or IP.") var metric = "IP"
+    @Option(help: "flat, hnsw or ivf.") var index = "flat"
+    @Option(help: "Load offline into this data directory (no server may hold it).") var dataDir: String?
+    @Option(help: "Load through the latentd at this host instead.") var host: String?
+    @Option var port = 7379
+
+    func validate() throws {
+        if (dataDir == nil) == (host == nil) { throw ValidationError("give either --data-dir DIR or --host HOST [--port P]") }
+        guard Metric(rawValue: metric.uppercased()) != nil else { throw ValidationError("--metric must be COSINE, L2 or IP") }
+        guard IndexSpec.Kind(rawValue: index.uppercased()) != nil else { throw ValidationError("--index must be flat, hnsw or ivf") }
+    }
+
+    func run() throws {
+        var sets: [(String, LabeledVectors)] = []
+        do {
+            if let modelDir {
+                sets.append((usersCollection, try VectorFiles.read(vectors: modelDir + "/users.npy", ids: modelDir + "/users.ids")))
+                sets.append((itemsCollection, try VectorFiles.read(vectors: modelDir + "/items.npy", ids: modelDir + "/items.ids")))
+            }
+            if let users { sets.append((usersCollection, try VectorFiles.read(vectors: users, ids: userIds))) }
+            if let items { sets.append((itemsCollection, try VectorFiles.read(vectors: items, ids: itemIds))) }
+        } catch {
+            throw Failure("latentctl: \(error)")
+        }
+        if sets.isEmpty { throw Failure("latentctl: nothing to load: give --model-dir, or --users/--user-ids and/or --items/--item-ids") }
+        if let dataDir { try offline(dataDir, sets) } else if let host { try online(host, sets) }
+    }
+
+    private func staging(_ name: String) -> String { "\(name).loading-\(ProcessInfo.processInfo.processIdentifier)" }
+
+    private func offline(_ dir: String, _ sets: [(String, LabeledVectors)]) throws {
+        var logger = Logger(label: "latentctl")
+        logger.logLevel = .warning
+        let catalog: CollectionCatalog
+        do {
+            catalog = try CollectionCatalog(directory: dir, fsync: .no, logger: logger)
+        } catch let e as StorageError where e.kind == .locked {
+            throw Failure("latentctl: \(e.message)\n(load into a running server with --host 127.0.0.1 --port 7379)")
+        }
+        defer { catalog.close() }
+        let m = Metric(rawValue: metric.uppercased())!
+        for (name, v) in sets {
+            if let existing = catalog.collection(name), existing.dimension != v.matrix.columns {
+                throw Failure("latentctl: collection '\(name)' has dimension \(existing.dimension), the new vectors \(v.matrix.columns): VDROP it first to load another model")
+            }
+            let temp = staging(name)
+            _ = try? catalog.drop(temp)
+            let c = try catalog.create(name: temp, dimension: v.matrix.columns, metric: m, index: IndexSpec(kind: IndexSpec.Kind(rawValue: index.uppercased())!))
+            let bar = ProgressBar(title: name, total: v.ids.count)
+            for r in 0..<v.ids.count {
+                try c.upsert(id: v.ids[r], vector: Array(v.matrix.row(r)))
+                if r % 5000 == 0 { bar.update(fraction: Double(r) / Double(v.ids.count)) }
+            }
+            try catalog.store.db.syncWAL()
+            try catalog.rename(temp, to: name)
+            bar.finish()
+        }
+    }
+
+    private func online(_ host: String, _ sets: [(String, LabeledVectors)]) throws {
+        let conn = try RESPConnection(host: host, port: port)
+        for (name, v) in sets {
+            if case .integer(let dim) = try conn.call(["VDIM", name]), dim != v.matrix.columns {
+                throw Failure("latentctl: collection '\(name)' has dimension \(dim), the new vectors \(v.matrix.columns): VDROP it first to load another model")
+            }
+            let temp = staging(name)
+            _ = try conn.call(["VDROP", temp])
+            if case .error(let e) = try conn.call(["VCREATE", temp, "DIM", String(v.matrix.columns), "METRIC", metric.uppercased(), "INDEX", index.uppercased()]) {
+                throw Failure("latentctl: \(e)")
+            }
+            let bar = ProgressBar(title: name, total: v.ids.count)
+            var row = 0
+            while row < v.ids.count {
+                let last = min(v.ids.count, row + 256)
+                var out: [UInt8] = []
+                for r in row..<last {
+                    let blob = v.matrix.values[(r * v.matrix.columns)..<((r + 1) * v.matrix.columns)].withUnsafeBytes { Array($0) }
+                    RESPConnection.encode([Array("VADD".utf8), Array(temp.utf8), Array("FP32".utf8), blob, Array(v.ids[r].utf8)], into: &out)
+                }
+                try conn.send(out)
+                for r in row..<last {
+                    if case .error(let e) = try conn.readReply() { throw Failure("latentctl: \(v.ids[r]): \(e)") }
+                }
+                row = last
+                bar.update(fraction: Double(row) / Double(v.ids.count))
+            }
+            if case .error(let e) = try conn.call(["VRENAME", temp, name]) { throw Failure("latentctl: \(e)") }
+            bar.finish()
+        }
+    }
+}
