@@ -196,6 +196,7 @@ public final class Collection: @unchecked Sendable {
             let batch = WriteBatch(for: store.db)
             try storageCall {
                 try batch.delete(StoreLayout.keys, StoreLayout.idKey(collectionId, id))
+                try batch.delete(StoreLayout.seen, StoreLayout.idKey(collectionId, id))
                 try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot))
                 try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot))
                 try store.db.write(batch)
@@ -225,6 +226,27 @@ public final class Collection: @unchecked Sendable {
             }
             return true
         }
+    }
+
+    /// Stores the items a user element rated (keyed by element id; VSIM ... EXCLUDE-SEEN reads them).
+    /// False when the element does not exist.
+    @discardableResult
+    public func setSeen(id: String, items: [String]) throws -> Bool {
+        try withWriter {
+            guard slotOf[id] != nil else { return false }
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try batch.put(StoreLayout.seen, StoreLayout.idKey(collectionId, id), Array(items.joined(separator: "\n").utf8))
+                try store.db.write(batch)
+            }
+            return true
+        }
+    }
+
+    /// The items stored for a user element with `setSeen` (empty when none).
+    public func seen(of id: String) throws -> [String] {
+        guard let raw = try storageCall({ try store.db.get(StoreLayout.seen, StoreLayout.idKey(collectionId, id)) }) else { return [] }
+        return String(decoding: raw, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
     /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix, and a
@@ -270,8 +292,15 @@ public final class Collection: @unchecked Sendable {
     /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
     /// What the index has not seen yet (the pending tail) is scanned exactly and merged in.
     public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
-                       withAttributes: Bool = false) throws -> [SearchHit] {
+                       withAttributes: Bool = false, excluding: Set<String> = []) throws -> [SearchHit] {
         try Validation.count(params.k)
+        // Excluded elements are removed after the search, so ask for that many more.
+        var params = params
+        let wanted = params.k
+        if !excluding.isEmpty {
+            params.k += excluding.count
+            params.ef = params.ef.map { $0 + excluding.count }
+        }
         try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
         if let ef = params.ef, ef < 1 { throw EngineError.invalidCount(ef) }
         let hits: [(String, Double, UInt32)] = state.withReadLock {
@@ -290,9 +319,13 @@ public final class Collection: @unchecked Sendable {
                 var seen = Set<UInt32>()
                 return Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
             }
-            return found.compactMap { n in
-                idOf[Int(n.slot)].map { ($0, metric.score(fromDistance: n.distance), n.slot) }
+            var hits: [(String, Double, UInt32)] = []
+            for n in found {
+                guard let id = idOf[Int(n.slot)], !excluding.contains(id) else { continue }
+                hits.append((id, metric.score(fromDistance: n.distance), n.slot))
+                if hits.count == wanted { break }
             }
+            return hits
         }
         return try hits.map { id, score, slot in
             SearchHit(id: id, score: score, attributes: withAttributes ? try attributes(slot: slot) : nil)

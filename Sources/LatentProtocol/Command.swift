@@ -18,9 +18,12 @@ public struct VSimRequest: Equatable, Sendable {
     public var ef: Int?
     public var nprobe: Int?
     public var truth = false
+    /// Leave out the items stored as seen by the ELE ... FROM element (a user's rated items).
+    public var excludeSeen = false
 
     public init(key: String, input: QueryInput, count: Int = 10, withScores: Bool = false, withAttributes: Bool = false,
-                ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false) {
+                ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false, excludeSeen: Bool = false) {
+        self.excludeSeen = excludeSeen
         self.key = key
         self.input = input
         self.count = count
@@ -63,6 +66,8 @@ public enum Command: Equatable, Sendable {
     case vdrop(key: String)
     /// Renames a collection, replacing one of the new name (as Redis' RENAME).
     case vrename(key: String, newKey: String)
+    /// Stores the items a user element has seen (rated), for VSIM ... EXCLUDE-SEEN.
+    case vsetseen(key: String, element: String, items: [String])
     /// Index options not given are nil: the collection keeps its current kind and the defaults.
     case vrebuild(key: String, kind: IndexSpec.Kind?, m: Int?, efConstruction: Int?, nlist: Int?)
 
@@ -95,6 +100,7 @@ public enum Command: Equatable, Sendable {
         case .vlist: return "vlist"
         case .vdrop: return "vdrop"
         case .vrename: return "vrename"
+        case .vsetseen: return "vsetseen"
         case .vrebuild: return "vrebuild"
         }
     }
@@ -102,7 +108,7 @@ public enum Command: Equatable, Sendable {
     /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
     public var isWrite: Bool {
         switch self {
-        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename: return true
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename, .vsetseen: return true
         default: return false
         }
     }

@@ -77,6 +77,9 @@ public enum CommandParser {
         case "vrename":
             try a.arity(3...3)
             return .vrename(key: a.string(1), newKey: a.string(2))
+        case "vsetseen":
+            try a.arity(3...)
+            return .vsetseen(key: a.string(1), element: a.string(2), items: (3..<a.count).map { a.string($0) })
         case "vsetattr":
             try a.arity(4...4)
             return .vsetattr(key: a.string(1), element: a.string(2), json: a.string(3))
@@ -214,6 +217,7 @@ public enum CommandParser {
             case "WITHSCORES": request.withScores = true; i += 1
             case "WITHATTRIBS": request.withAttributes = true; i += 1
             case "TRUTH": request.truth = true; i += 1
+            case "EXCLUDE-SEEN": request.excludeSeen = true; i += 1
             case "NOTHREAD": i += 1
             case "COUNT", "EF", "NPROBE":
                 guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
@@ -231,7 +235,7 @@ public enum CommandParser {
             case "FILTER", "FILTER-EF", "EPSILON":
                 throw CommandError.syntax("\(option) is not supported yet")
             default:
-                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EF, NPROBE or TRUTH")
+                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EF, NPROBE, TRUTH or EXCLUDE-SEEN")
             }
         }
         return .vsim(request)

@@ -205,6 +205,9 @@ public final class CommandExecutor: @unchecked Sendable {
             return .array(catalog.names.map { .bulk($0) })
         case .vdrop(let key):
             return .integer(try catalog.drop(key) ? 1 : 0)
+        case .vsetseen(let key, let element, let items):
+            guard let c = catalog.collection(key) else { return .integer(0) }
+            return .integer(try c.setSeen(id: element, items: items) ? 1 : 0)
         case .vrename(let key, let newKey):
             try catalog.rename(key, to: newKey)
             return .ok
@@ -228,16 +231,19 @@ public final class CommandExecutor: @unchecked Sendable {
             return .array([])
         }
         let query: [Float]
+        var excluding = Set<String>()
         switch request.input {
         case .vector(let v):
             query = v
+            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection") }
         case .element(let element, let from):
             let source = try from.map { try catalog.require($0) } ?? c
             guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
             query = v
+            if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
         }
         let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
-        let hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes)
+        let hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding)
         var out: [RESPValue] = []
         out.reserveCapacity(hits.count * (1 + (request.withScores ? 1 : 0) + (request.withAttributes ? 1 : 0)))
         for hit in hits {

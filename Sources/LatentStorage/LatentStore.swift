@@ -11,7 +11,9 @@ public enum StoreLayout {
     public static let keys = "keys"
     public static let attrs = "attrs"
     public static let index = "index"
-    public static let columnFamilies = [meta, vectors, keys, attrs, index]
+    /// Per user element: the items the user rated (for VSIM ... EXCLUDE-SEEN), newline-separated.
+    public static let seen = "seen"
+    public static let columnFamilies = [meta, vectors, keys, attrs, index, seen]
 
     /// Bumped whenever the layout changes in a way older code cannot read.
     public static let formatVersion: UInt32 = 1
@@ -85,7 +87,7 @@ public final class LatentStore: @unchecked Sendable {
         do {
             db = try RocksDB(path: directory, options: RocksDBOptions(
                 columnFamilies: StoreLayout.columnFamilies,
-                lz4ColumnFamilies: [StoreLayout.vectors, StoreLayout.attrs, StoreLayout.index],
+                lz4ColumnFamilies: [StoreLayout.vectors, StoreLayout.attrs, StoreLayout.index, StoreLayout.seen],
                 createIfMissing: isNew))
         } catch let e as StorageError where e.kind == .locked {
             throw StorageError(.locked,
@@ -142,7 +144,7 @@ public final class LatentStore: @unchecked Sendable {
     public func deleteCollection(name: String, id: UInt32, in batch: WriteBatch) throws {
         try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(name))
         let p = StoreLayout.prefix(id)
-        for cf in [StoreLayout.vectors, StoreLayout.keys, StoreLayout.attrs, StoreLayout.index] {
+        for cf in [StoreLayout.vectors, StoreLayout.keys, StoreLayout.attrs, StoreLayout.index, StoreLayout.seen] {
             try batch.deletePrefix(cf, p)
         }
     }

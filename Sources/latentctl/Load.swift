@@ -21,7 +21,11 @@ struct Load: ParsableCommand {
     @Option var usersCollection = "users"
     @Option var itemsCollection = "items"
     @Option(help: "COSINE, L2 or IP.") var metric = "IP"
+    @Option(help: "Also load the item vectors into this COSINE collection, for \"items like this item\".")
+    var itemSimilarityCollection: String?
     @Option(help: "flat, hnsw or ivf.") var index = "flat"
+    @Option(help: "MovieLens movies.csv: each item's title and genres become its JSON attributes.") var attrs: String?
+    @Option(help: "A ratings file: which items each user rated, for VSIM ... EXCLUDE-SEEN.") var seen: String?
     @Option(help: "Load offline into this data directory (no server may hold it).") var dataDir: String?
     @Option(help: "Load through the latentd at this host instead.") var host: String?
     @Option var port = 7379
@@ -45,12 +49,35 @@ struct Load: ParsableCommand {
             throw Failure("latentctl: \(error)")
         }
         if sets.isEmpty { throw Failure("latentctl: nothing to load: give --model-dir, or --users/--user-ids and/or --items/--item-ids") }
-        if let dataDir { try offline(dataDir, sets) } else if let host { try online(host, sets) }
+        if let similar = itemSimilarityCollection, let itemSet = sets.first(where: { $0.0 == itemsCollection })?.1 {
+            sets.append((similar, itemSet))
+        }
+        let extras: Extras
+        do {
+            extras = Extras(attributes: try attrs.map(MovieLensMovies.attributes) ?? [:],
+                            seen: try seen.map { try MovieLensMovies.seen(ratingsPath: $0) } ?? [:])
+        } catch {
+            throw Failure("latentctl: \(error)")
+        }
+        if let dataDir { try offline(dataDir, sets, extras) } else if let host { try online(host, sets, extras) }
     }
+
+    /// Item attributes and users' seen items, written into the staging collections before the rename.
+    struct Extras {
+        var attributes: [String: String]
+        var seen: [String: [String]]
+
+        func forCollection(_ name: String, items: String, users: String) -> (attributes: [String: String], seen: [String: [String]]) {
+            (name == users ? [:] : attributes, name == users ? seen : [:])
+        }
+    }
+
+    /// The similarity collection compares item directions (COSINE); the others use --metric.
+    private func metric(for name: String) -> String { name == itemSimilarityCollection ? "COSINE" : metric.uppercased() }
 
     private func staging(_ name: String) -> String { "\(name).loading-\(ProcessInfo.processInfo.processIdentifier)" }
 
-    private func offline(_ dir: String, _ sets: [(String, LabeledVectors)]) throws {
+    private func offline(_ dir: String, _ sets: [(String, LabeledVectors)], _ extras: Extras) throws {
         var logger = Logger(label: "latentctl")
         logger.logLevel = .warning
         let catalog: CollectionCatalog
@@ -60,8 +87,8 @@ struct Load: ParsableCommand {
             throw Failure("latentctl: \(e.message)\n(load into a running server with --host 127.0.0.1 --port 7379)")
         }
         defer { catalog.close() }
-        let m = Metric(rawValue: metric.uppercased())!
         for (name, v) in sets {
+            let m = Metric(rawValue: metric(for: name))!
             if let existing = catalog.collection(name), existing.dimension != v.matrix.columns {
                 throw Failure("latentctl: collection '\(name)' has dimension \(existing.dimension), the new vectors \(v.matrix.columns): VDROP it first to load another model")
             }
@@ -73,13 +100,16 @@ struct Load: ParsableCommand {
                 try c.upsert(id: v.ids[r], vector: Array(v.matrix.row(r)))
                 if r % 5000 == 0 { bar.update(fraction: Double(r) / Double(v.ids.count)) }
             }
+            let (attributes, seen) = extras.forCollection(name, items: itemsCollection, users: usersCollection)
+            for (id, json) in attributes where c.contains(id) { try c.setAttributes(id: id, json: json) }
+            for (id, items) in seen where c.contains(id) { try c.setSeen(id: id, items: items) }
             try catalog.store.db.syncWAL()
             try catalog.rename(temp, to: name)
             bar.finish()
         }
     }
 
-    private func online(_ host: String, _ sets: [(String, LabeledVectors)]) throws {
+    private func online(_ host: String, _ sets: [(String, LabeledVectors)], _ extras: Extras) throws {
         let conn = try RESPConnection(host: host, port: port)
         for (name, v) in sets {
             if case .integer(let dim) = try conn.call(["VDIM", name]), dim != v.matrix.columns {
@@ -87,7 +117,7 @@ struct Load: ParsableCommand {
             }
             let temp = staging(name)
             _ = try conn.call(["VDROP", temp])
-            if case .error(let e) = try conn.call(["VCREATE", temp, "DIM", String(v.matrix.columns), "METRIC", metric.uppercased(), "INDEX", index.uppercased()]) {
+            if case .error(let e) = try conn.call(["VCREATE", temp, "DIM", String(v.matrix.columns), "METRIC", metric(for: name), "INDEX", index.uppercased()]) {
                 throw Failure("latentctl: \(e)")
             }
             let bar = ProgressBar(title: name, total: v.ids.count)
@@ -105,6 +135,19 @@ struct Load: ParsableCommand {
                 }
                 row = last
                 bar.update(fraction: Double(row) / Double(v.ids.count))
+            }
+            let (attributes, seen) = extras.forCollection(name, items: itemsCollection, users: usersCollection)
+            var extra: [[String]] = attributes.map { ["VSETATTR", temp, $0.key, $0.value] }
+            extra += seen.map { ["VSETSEEN", temp, $0.key] + $0.value }
+            for chunk in Swift.stride(from: 0, to: extra.count, by: 256) {
+                var out: [UInt8] = []
+                for request in extra[chunk..<min(extra.count, chunk + 256)] {
+                    RESPConnection.encode(request.map { Array($0.utf8) }, into: &out)
+                }
+                try conn.send(out)
+                for _ in chunk..<min(extra.count, chunk + 256) {
+                    if case .error(let e) = try conn.readReply() { throw Failure("latentctl: \(e)") }
+                }
             }
             if case .error(let e) = try conn.call(["VRENAME", temp, name]) { throw Failure("latentctl: \(e)") }
             bar.finish()

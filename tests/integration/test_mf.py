@@ -107,3 +107,34 @@ def test_load_rejects_bad_input_before_writing(tmp_path, data_dir):
     p = subprocess.run([LATENTCTL, "load", "--items", str(tmp_path / "i.npy"), "--item-ids", str(ids), "--data-dir", data_dir],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "dtype" in p.stderr
+
+
+def test_exclude_seen_attributes_and_item_similarity(tmp_path, data_dir):
+    model = str(tmp_path / "model")
+    train(model, "--biased")
+    movies = os.path.join(ROOT, "..", "shared", "data", "ml-latest-small", "movies.csv")
+    p = subprocess.run([LATENTCTL, "load", "--model-dir", model, "--data-dir", data_dir, "--attrs", movies,
+                        "--seen", RATINGS, "--item-similarity-collection", "items-like"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    s = Server(data_dir).start()
+    try:
+        c = Client(s.port)
+        rated = set()
+        for line in open(RATINGS).read().splitlines()[1:]:
+            u, m = line.split(",")[:2]
+            if u == "1":
+                rated.add(m)
+        plain = [x.decode() for x in c.call("VSIM", "items", "ELE", "1", "FROM", "users", "COUNT", "300")]
+        assert set(plain) & rated, "the test needs a user whose plain top items include rated ones"
+        fresh = c.call("VSIM", "items", "ELE", "1", "FROM", "users", "COUNT", "10", "EXCLUDE-SEEN", "WITHATTRIBS")
+        ids = [x.decode() for x in fresh[0::2]]
+        assert len(ids) == 10 and not set(ids) & rated
+        assert ids == [m for m in plain if m not in rated][:10]
+        assert json.loads(fresh[1])["title"]
+        assert json.loads(c.call("VGETATTR", "items", "1"))["title"] == "Toy Story (1995)"
+        like = c.call("VSIM", "items-like", "ELE", "1", "COUNT", "5")
+        assert like[0] == b"1" and len(like) == 5
+        assert dict(zip(*[iter(c.call("VINFO", "items-like"))] * 2))[b"metric"] == b"COSINE"
+        assert str(c.call("VSIM", "items", "VALUES", "11", *(["1"] * 11), "EXCLUDE-SEEN")).startswith("ERR EXCLUDE-SEEN needs ELE")
+    finally:
+        s.kill()
