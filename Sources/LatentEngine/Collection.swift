@@ -45,6 +45,8 @@ public final class Collection: @unchecked Sendable {
     }
     private var storedName: String
     private let nameLock = NSLock()
+    private var storedVersion: UInt64 = 0
+    private let versionLock = NSLock()
     public let dimension: Int
     public let metric: Metric
 
@@ -140,9 +142,22 @@ public final class Collection: @unchecked Sendable {
 
     private func withWriter<T>(_ body: () throws -> T) throws -> T {
         writeMutex.lock()
-        defer { writeMutex.unlock() }
+        defer {
+            // Bumped after the change is visible: a reader that sees the new version sees the new data.
+            versionLock.lock()
+            storedVersion &+= 1
+            versionLock.unlock()
+            writeMutex.unlock()
+        }
         if dropped { throw EngineError.collectionDropped(name) }
         return try body()
+    }
+
+    /// Increases with every write (result caches compare it).
+    public var writeVersion: UInt64 {
+        versionLock.lock()
+        defer { versionLock.unlock() }
+        return storedVersion
     }
 
     private func vectorBytes(_ v: [Float]) -> [UInt8] {

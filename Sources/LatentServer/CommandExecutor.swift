@@ -36,11 +36,13 @@ public final class CommandExecutor: @unchecked Sendable {
     public let catalog: CollectionCatalog
     public let configuration: ServerConfiguration
     public let stats: ServerStats
+    public let cache: ResultCache
 
     public init(catalog: CollectionCatalog, configuration: ServerConfiguration, stats: ServerStats = ServerStats()) {
         self.catalog = catalog
         self.configuration = configuration
         self.stats = stats
+        cache = ResultCache(capacityBytes: configuration.queryCacheBytes)
     }
 
     /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
@@ -88,6 +90,9 @@ public final class CommandExecutor: @unchecked Sendable {
             }
         }
         do {
+            if case .vsim(let request) = command, cache.isEnabled {
+                return (Outcome(reply: try cachedSimilar(request, args: args)), command)
+            }
             return (try run(command, session: session), command)
         } catch let e as EngineError {
             return (Outcome(reply: .err(e.message)), command)
@@ -223,6 +228,21 @@ public final class CommandExecutor: @unchecked Sendable {
         default:
             return .err("internal: \(command.name) is not a vector command")
         }
+    }
+
+    /// VSIM through the result cache: the collections' versions are read before searching, so an answer
+    /// computed across a write is stored under the older version and never served.
+    private func cachedSimilar(_ request: VSimRequest, args: [ByteBuffer]) throws -> RESPValue {
+        var names = [request.key]
+        if case .element(_, let from?) = request.input { names.append(from) }
+        let collections = names.map { catalog.collection($0) }
+        guard collections.allSatisfy({ $0 != nil }) else { return try similar(request) }
+        let dependencies = collections.map { ResultCache.Dependency(collection: ObjectIdentifier($0!), version: $0!.writeVersion) }
+        let key = ResultCache.key(args.map { Array($0.readableBytesView) })
+        if let hit = cache.lookup(key, current: dependencies) { return hit }
+        let reply = try similar(request)
+        cache.store(key, reply: reply, dependencies: dependencies)
+        return reply
     }
 
     private func similar(_ request: VSimRequest) throws -> RESPValue {

@@ -36,6 +36,11 @@ struct InfoReport {
             let s = executor.stats.snapshot()
             lines = [("total_connections_received", String(s.total)), ("rejected_connections", String(s.rejected)),
                      ("total_commands_processed", String(s.commands)), ("total_error_replies", String(s.errors))]
+            let c = executor.cache.snapshot()
+            lines += [("query_cache_enabled", executor.cache.isEnabled ? "1" : "0"), ("query_cache_hits", String(c.hits)),
+                      ("query_cache_misses", String(c.misses)), ("query_cache_evictions", String(c.evictions)),
+                      ("query_cache_bytes", String(c.bytes)), ("query_cache_entries", String(c.entries)),
+                      ("query_cache_capacity_bytes", String(executor.cache.capacityBytes))]
             lines += s.calls.sorted { $0.key < $1.key }.map { ("cmdstat_\($0.key)", "calls=\($0.value)") }
         case "memory":
             let vectors = catalog.memoryBytes

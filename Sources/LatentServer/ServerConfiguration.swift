@@ -11,6 +11,8 @@ public struct ServerConfiguration: Sendable {
     public var password: String?
     public var fsync: FsyncPolicy = .everysec
     public var maxClients = 10_000
+    /// Bytes of VSIM replies kept for repeated queries; 0 turns the cache off.
+    public var queryCacheBytes = 64 << 20
     public var limits = RESPDecoderLimits()
     /// Threads that run requests off the event loops (searches, writes).
     public var workerThreads = System.coreCount

@@ -32,6 +32,9 @@ struct LatentD: ParsableCommand {
     @Option(help: "Most concurrent client connections.")
     var maxClients = 10_000
 
+    @Option(help: "MiB of VSIM replies cached for repeated queries (0 turns the cache off).")
+    var queryCacheMb = 64
+
     @Option(help: "Largest bulk string in a request, in bytes.")
     var protoMaxBulkLen = 512 * 1024 * 1024
 
@@ -41,6 +44,7 @@ struct LatentD: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1") }
+        guard queryCacheMb >= 0 else { throw ValidationError("--query-cache-mb must be 0 or more") }
         guard protoMaxBulkLen >= 1024 else { throw ValidationError("--proto-max-bulk-len must be at least 1024") }
     }
 
@@ -60,6 +64,7 @@ struct LatentD: ParsableCommand {
         config.fsync = fsync
         config.maxClients = maxClients
         config.limits.maxBulkBytes = protoMaxBulkLen
+        config.queryCacheBytes = queryCacheMb << 20
 
         let catalog: CollectionCatalog
         do {
