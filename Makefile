@@ -5,7 +5,7 @@ DATA_DIR ?= ./data
 SWIFT_TEST_FLAGS ?=
 PYTHON ?= python3
 
-.PHONY: run test deps build release unit-tests integration-tests bench clean-data
+.PHONY: run test demo deps build release unit-tests integration-tests bench clean-data
 
 # System packages: RocksDB (with LZ4) to build against, redis-tools for the integration tests.
 deps:
@@ -32,6 +32,9 @@ release: deps
 
 run: release
 	.build/release/latentd --port $(PORT) --data-dir $(DATA_DIR)
+
+demo: release
+	tools/demo.sh
 
 unit-tests: build
 	swift test --disable-swift-testing $(SWIFT_TEST_FLAGS)
