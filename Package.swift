@@ -47,7 +47,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Matrix factorisation and the file formats around it: its own module, no server dependencies.
-        .target(name: "LatentMF"),
+        .target(name: "LatentMF", dependencies: ["LatentVectors", "CLatentSupport"]),
         .executableTarget(name: "latentctl", dependencies: [
             "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF",
             .product(name: "Logging", package: "swift-log"),

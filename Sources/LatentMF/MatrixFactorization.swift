@@ -1,5 +1,7 @@
+import CLatentSupport
 import Dispatch
 import Foundation
+import LatentVectors
 
 public enum TrainingMethod: String, CaseIterable, Sendable {
     /// Stochastic gradient descent, the Funk-SVD update; with `biased`, global mean and user/item biases.
@@ -32,6 +34,13 @@ public struct Model: Sendable {
 
     public var userCount: Int { userBias.count }
     public var itemCount: Int { itemBias.count }
+
+    /// Like `predict`, for ids the model may not know (index -1): an unknown user or item contributes no
+    /// factors and no bias, so a new item gets the mean plus the user's bias (as scikit-surprise does).
+    public func predictAllowingUnknown(user u: Int, item i: Int) -> Float {
+        if u >= 0 && i >= 0 { return predict(user: u, item: i) }
+        return globalMean + (u >= 0 ? userBias[u] : 0) + (i >= 0 ? itemBias[i] : 0)
+    }
 
     public func predict(user u: Int, item i: Int) -> Float {
         var s = globalMean + userBias[u] + itemBias[i]
@@ -73,9 +82,18 @@ struct Random: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    private var spare: Float?
+
+    /// Box-Muller: each pair of uniforms gives two normal draws; the second is kept for the next call.
     mutating func gaussian(sd: Float) -> Float {
+        if let s = spare {
+            spare = nil
+            return s * sd
+        }
         let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)) * sd
+        let r = (-2 * log(u1)).squareRoot()
+        spare = Float(r * sin(2 * .pi * u2))
+        return Float(r * cos(2 * .pi * u2)) * sd
     }
 }
 
@@ -121,22 +139,27 @@ public enum MatrixFactorization {
             m.itemFactors.withUnsafeMutableBufferPointer { Q in
                 m.userBias.withUnsafeMutableBufferPointer { BU in
                     m.itemBias.withUnsafeMutableBufferPointer { BI in
-                        for idx in order {
+                        for (n, idx) in order.enumerated() {
+                            // The rows of a rating a few steps ahead are random accesses: ask for them now.
+                            if n + 4 < order.count {
+                                let ahead = ratings[order[n + 4]]
+                                let pa = P.baseAddress! + Int(ahead.user) * k, qa = Q.baseAddress! + Int(ahead.item) * k
+                                var line = 0
+                                while line < k {  // every 64-byte line of both rows
+                                    latent_prefetch(pa + line)
+                                    latent_prefetch(qa + line)
+                                    line += 16
+                                }
+                            }
                             let r = ratings[idx]
                             let u = Int(r.user), i = Int(r.item)
                             let pu = P.baseAddress! + u * k, qi = Q.baseAddress! + i * k
-                            var dot: Float = 0
-                            for f in 0..<k { dot += pu[f] * qi[f] }
-                            let e = r.value - (mean + BU[u] + BI[i] + dot)
+                            let e = r.value - (mean + BU[u] + BI[i] + DistanceKernels.dot(pu, qi, k))
                             if p.biased {
                                 BU[u] += lr * (e - reg * BU[u])
                                 BI[i] += lr * (e - reg * BI[i])
                             }
-                            for f in 0..<k {
-                                let puf = pu[f], qif = qi[f]
-                                pu[f] += lr * (e * qif - reg * puf)
-                                qi[f] += lr * (e * puf - reg * qif)
-                            }
+                            FactorUpdate.sgdStep(pu, qi, k, error: e, learningRate: lr, regularization: reg)
                         }
                     }
                 }

@@ -112,6 +112,15 @@ public enum RatingsReader {
         return out
     }
 
+    /// Ratings of another file (a test set) expressed in `known`'s indexes; ids it does not know become -1.
+    public static func ratings(of other: RatingsData, in known: RatingsData) -> [Rating] {
+        let users = Dictionary(known.userIds.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        let items = Dictionary(known.itemIds.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        return other.ratings.map {
+            Rating(user: users[other.userIds[Int($0.user)]] ?? -1, item: items[other.itemIds[Int($0.item)]] ?? -1, value: $0.value)
+        }
+    }
+
     static func fnv1a(_ data: Data) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         data.withUnsafeBytes { raw in

@@ -20,6 +20,8 @@ struct Train: ParsableCommand {
     @Option var seed: UInt64 = 42
     @Option(help: "Fraction of ratings held out for testing.") var testFraction = 0.2
     @Option(help: "Cross-validate over N folds instead (reports mean and spread).") var folds: Int?
+    @Option(help: "Evaluate on this ratings file instead of a hold-out (the whole input trains; RMSE/MAE only).")
+    var testFile: String?
     @Option(help: "Output directory (users.npy, items.npy, users.ids, items.ids, model.json).") var out: String?
 
     func validate() throws {
@@ -42,6 +44,17 @@ struct Train: ParsableCommand {
         p.seed = seed
         print("\(data.ratings.count) ratings, \(data.userCount) users, \(data.itemCount) items; \(method.rawValue)\(biased ? " biased" : ""), k=\(factors)")
 
+        if let testFile {
+            let test: RatingsData
+            do { test = try RatingsReader.read(path: testFile) } catch { throw Failure("latentctl: \(error)") }
+            let mapped = RatingsReader.ratings(of: test, in: data)
+            let start = Date()
+            let model = MatrixFactorization.train(data.ratings, users: data.userCount, items: data.itemCount, p)
+            let seconds = Date().timeIntervalSince(start)
+            let err = Evaluation.rmse(mapped) { model.predictAllowingUnknown(user: $0, item: $1) }
+            print(String(format: "test file: RMSE %.4f  MAE %.4f  train %.3f s (%.4f s per epoch)", err.rmse, err.mae, seconds, seconds / Double(epochs)))
+            return
+        }
         let splits = folds.map { Evaluation.folds(data.ratings, k: $0, seed: seed) }
             ?? [Evaluation.split(data.ratings, testFraction: testFraction, seed: seed)]
         var results: [Metrics] = []

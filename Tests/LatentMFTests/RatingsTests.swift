@@ -39,7 +39,7 @@ final class RatingsTests: XCTestCase {
     }
 
     func testTheBundledSampleReads() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/data/ml-latest-small/ratings.csv").path
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/examples/ml-latest-small/ratings.csv").path
         let data = try RatingsReader.read(path: path)
         XCTAssertEqual(data.ratings.count, 100_836)
         XCTAssertEqual(data.userCount, 610)

@@ -4,7 +4,7 @@ import XCTest
 
 final class TrainingTests: XCTestCase {
     private func sample() throws -> RatingsData {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/data/ml-latest-small/ratings.csv").path
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/examples/ml-latest-small/ratings.csv").path
         return try RatingsReader.read(path: path)
     }
 

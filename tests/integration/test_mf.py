@@ -11,7 +11,7 @@ import numpy as np
 from conftest import LATENTCTL, ROOT, Server
 from resp_client import Client
 
-RATINGS = os.path.join(ROOT, "..", "shared", "data", "ml-latest-small", "ratings.csv")
+RATINGS = os.path.join(ROOT, "docs", "examples", "ml-latest-small", "ratings.csv")
 
 
 def train(out, *extra):
@@ -112,7 +112,7 @@ def test_load_rejects_bad_input_before_writing(tmp_path, data_dir):
 def test_exclude_seen_attributes_and_item_similarity(tmp_path, data_dir):
     model = str(tmp_path / "model")
     train(model, "--biased")
-    movies = os.path.join(ROOT, "..", "shared", "data", "ml-latest-small", "movies.csv")
+    movies = os.path.join(ROOT, "docs", "examples", "ml-latest-small", "movies.csv")
     p = subprocess.run([LATENTCTL, "load", "--model-dir", model, "--data-dir", data_dir, "--attrs", movies,
                         "--seen", RATINGS, "--item-similarity-collection", "items-like"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
