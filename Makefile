@@ -22,7 +22,7 @@ deps:
 	    echo "LatentDB needs:$$missing"; echo "run: sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
-	@$(PYTHON) -c "import pytest, redis, numpy" 2>/dev/null || $(PYTHON) -m pip install -q pytest redis numpy
+	@$(PYTHON) -c "import pytest, redis, numpy, pyspark" 2>/dev/null || $(PYTHON) -m pip install -q pytest redis numpy pyspark
 
 build: deps
 	swift build
