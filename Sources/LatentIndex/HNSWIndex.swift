@@ -122,7 +122,7 @@ public final class HNSWIndex: VectorIndex {
     }
 
     private func randomLevel() -> Int {
-        let u = Double(rng.next() >> 11) / Double(1 << 53)
+        let u = rng.unit()
         return min(Int(-log(max(u, 1e-300)) * levelMultiplier), 31)
     }
 
@@ -495,19 +495,6 @@ extension HNSWIndex {
         index.entryPoint = entry
         index.maxLevel = maxLevel
         return index
-    }
-}
-
-/// A seeded generator (SplitMix64): level draws, and so builds, are reproducible.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

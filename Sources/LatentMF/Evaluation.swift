@@ -1,4 +1,5 @@
 import Foundation
+import LatentVectors
 
 /// Accuracy and ranking quality of a model on held-out ratings.
 public struct Metrics: Sendable, Equatable {
@@ -14,7 +15,7 @@ public struct Metrics: Sendable, Equatable {
 public enum Evaluation {
     /// Splits ratings into (train, test) by a seeded shuffle.
     public static func split(_ ratings: [Rating], testFraction: Double, seed: UInt64) -> ([Rating], [Rating]) {
-        var rng = Random(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var shuffled = ratings
         shuffled.shuffle(using: &rng)
         let testCount = Int((Double(ratings.count) * testFraction).rounded())
@@ -23,7 +24,7 @@ public enum Evaluation {
 
     /// K folds of a seeded shuffle: fold f tests on every k-th rating starting at f.
     public static func folds(_ ratings: [Rating], k: Int, seed: UInt64) -> [([Rating], [Rating])] {
-        var rng = Random(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var shuffled = ratings
         shuffled.shuffle(using: &rng)
         return (0..<k).map { f in
@@ -98,7 +99,7 @@ public enum Evaluation {
         var popularity = [Float](repeating: 0, count: items)
         for r in train { popularity[Int(r.item)] += 1 }
         func randomScore(_ u: Int, _ i: Int) -> Float {
-            var g = Random(seed: seed ^ UInt64(u &* 1_000_003 &+ i))
+            var g = SplitMix64(seed: seed ^ UInt64(u &* 1_000_003 &+ i))
             return lo + (hi - lo) * Float(g.next() >> 40) / Float(1 << 24)
         }
         let random = rmse(test, randomScore)

@@ -71,38 +71,12 @@ public struct Model: Sendable {
     }
 }
 
-/// SplitMix64 with a Gaussian draw, so a seed fixes initial factors and the visiting order.
-struct Random: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    private var spare: Float?
-
-    /// Box-Muller: each pair of uniforms gives two normal draws; the second is kept for the next call.
-    mutating func gaussian(sd: Float) -> Float {
-        if let s = spare {
-            spare = nil
-            return s * sd
-        }
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
-        let r = (-2 * log(u1)).squareRoot()
-        spare = Float(r * sin(2 * .pi * u2))
-        return Float(r * cos(2 * .pi * u2)) * sd
-    }
-}
-
 public enum MatrixFactorization {
     /// Trains on `ratings` (indexes below `users` and `items`). `onEpoch(epoch, model)` runs after each epoch
     /// (for progress and per-epoch test RMSE).
     public static func train(_ ratings: [Rating], users: Int, items: Int, _ p: TrainingParameters,
                              onEpoch: (Int, Model) -> Void = { _, _ in }) -> Model {
-        var rng = Random(seed: p.seed)
+        var rng = SplitMix64(seed: p.seed)
         let k = p.factors
         let mean = ratings.isEmpty ? 0 : Float(ratings.reduce(0.0) { $0 + Double($1.value) } / Double(ratings.count))
         var model = Model(factors: k,

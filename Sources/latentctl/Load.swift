@@ -78,14 +78,7 @@ struct Load: ParsableCommand {
     private func staging(_ name: String) -> String { "\(name).loading-\(ProcessInfo.processInfo.processIdentifier)" }
 
     private func offline(_ dir: String, _ sets: [(String, LabeledVectors)], _ extras: Extras) throws {
-        var logger = Logger(label: "latentctl")
-        logger.logLevel = .warning
-        let catalog: CollectionCatalog
-        do {
-            catalog = try CollectionCatalog(directory: dir, fsync: .no, logger: logger)
-        } catch let e as StorageError where e.kind == .locked {
-            throw Failure("latentctl: \(e.message)\n(load into a running server with --host 127.0.0.1 --port 7379)")
-        }
+        let catalog = try openCatalogOffline(dir, online: "load into a running server with --host 127.0.0.1 --port 7379")
         defer { catalog.close() }
         for (name, v) in sets {
             let m = Metric(rawValue: metric(for: name))!

@@ -81,16 +81,7 @@ struct Rebuild: ParsableCommand {
     }
 
     private func offline(_ dir: String) throws {
-        var logger = Logger(label: "latentctl")
-        logger.logLevel = .warning
-        let catalog: CollectionCatalog
-        do {
-            catalog = try CollectionCatalog(directory: dir, fsync: .no, logger: logger)
-        } catch let e as StorageError where e.kind == .locked {
-            throw Failure("latentctl: \(e.message)\n(rebuild a served collection online with: latentctl rebuild --host 127.0.0.1 --port 7379 ...)")
-        } catch {
-            throw Failure("latentctl: cannot open \(dir): \(error)")
-        }
+        let catalog = try openCatalogOffline(dir, online: "rebuild a served collection online with: latentctl rebuild --host 127.0.0.1 --port 7379 ...")
         defer { catalog.close() }
         let names = collection.map { [$0] } ?? catalog.names.filter { catalog.collection($0)?.definition.index.kind != .flat }
         for name in names {
@@ -140,6 +131,20 @@ struct Rebuild: ParsableCommand {
             }
             bar.finish()
         }
+    }
+}
+
+/// Opens a data directory for an offline tool; a directory a server holds is refused with a pointer to the
+/// online form of the same command.
+func openCatalogOffline(_ dir: String, online hint: String) throws -> CollectionCatalog {
+    var logger = Logger(label: "latentctl")
+    logger.logLevel = .warning
+    do {
+        return try CollectionCatalog(directory: dir, fsync: .no, logger: logger)
+    } catch let e as StorageError where e.kind == .locked {
+        throw Failure("latentctl: \(e.message)\n(\(hint))")
+    } catch {
+        throw Failure("latentctl: cannot open \(dir): \(error)")
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentVectors
 
 /// "Top items for this user" through the server, with users drawn from a Zipf law (a few users are asked
 /// for very often, as on a real site), so the result cache's effect shows.
@@ -23,7 +24,7 @@ struct RecommendationBench: ParsableCommand {
         let users = text.split(whereSeparator: \.isNewline).map(String.init)
         guard !users.isEmpty else { throw Failure("no users in \(userIds)") }
         // Cumulative Zipf weights over ranks 1...n, users assigned to ranks in a seeded shuffle.
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         var ranked = users
         for i in stride(from: ranked.count - 1, to: 0, by: -1) { ranked.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         var cumulative: [Double] = []
@@ -33,7 +34,7 @@ struct RecommendationBench: ParsableCommand {
             cumulative.append(total)
         }
         let picks: [String] = (0..<requests).map { _ in
-            let x = Double(rng.next() >> 11) / Double(1 << 53) * total
+            let x = rng.unit() * total
             var lo = 0, hi = cumulative.count - 1
             while lo < hi {
                 let mid = (lo + hi) / 2

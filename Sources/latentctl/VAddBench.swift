@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentVectors
 
 /// Insert throughput through the server: pipelined `VADD key FP32 blob id` from several connections.
 struct VAddBench: ParsableCommand {
@@ -28,7 +29,7 @@ struct VAddBench: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: connections) { c in
             do {
                 let conn = try RESPConnection(host: host, port: port)
-                var rng = SplitMix(state: seed &+ UInt64(c) &* 0x9E37_79B9)
+                var rng = SplitMix64(seed: seed &+ UInt64(c) &* 0x9E37_79B9)
                 let first = c * perConnection, last = min(count, first + perConnection)
                 var next = first
                 var blob = [UInt8](repeating: 0, count: dim * 4)
@@ -70,15 +71,7 @@ final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     /// Uniform in [-1, 1).
-    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    mutating func nextFloat() -> Float { Float(unit() * 2 - 1) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import LatentMF
+import LatentVectors
 import XCTest
 
 final class TrainingTests: XCTestCase {
@@ -38,7 +39,7 @@ final class TrainingTests: XCTestCase {
     /// With biases folded into the serving vectors, inner products rank a user's items exactly as the
     /// model's predicted ratings do.
     func testFoldedVectorsRankAsPredictedRatings() {
-        var rng = Random(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for _ in 0..<5 {
             let users = 20, items = 50, k = 6
             let model = Model(factors: k,
