@@ -86,10 +86,11 @@ public enum MatrixFactorization {
                           globalMean: (p.biased || p.method == .als) ? mean : 0, biased: p.biased)
         switch p.method {
         case .sgd:
-            var order = Array(0..<ratings.count)
+            // The ratings themselves are shuffled each epoch (seeded), so the pass reads them in order.
+            var shuffled = ratings
             for epoch in 1...max(1, p.epochs) {
-                order.shuffle(using: &rng)
-                sgdEpoch(ratings, order: order, model: &model, p)
+                shuffled.shuffle(using: &rng)
+                sgdEpoch(shuffled, model: &model, p)
                 onEpoch(epoch, model)
             }
         case .als:
@@ -104,36 +105,37 @@ public enum MatrixFactorization {
         return model
     }
 
-    /// One pass of the classic update (Funk; scikit-surprise's SVD): with e = r - prediction,
-    /// p_u += lr (e q_i - reg p_u), q_i += lr (e p_u - reg q_i), both from the old values.
-    static func sgdEpoch(_ ratings: [Rating], order: [Int], model m: inout Model, _ p: TrainingParameters) {
+    /// One pass of the classic update (Funk; scikit-surprise's SVD) over `ratings` in their order: with
+    /// e = r - prediction, p_u += lr (e q_i - reg p_u), q_i += lr (e p_u - reg q_i), both from the old values.
+    static func sgdEpoch(_ ratings: [Rating], model m: inout Model, _ p: TrainingParameters) {
         let k = m.factors, lr = p.learningRate, reg = p.regularization
         let mean = m.globalMean
         m.userFactors.withUnsafeMutableBufferPointer { P in
             m.itemFactors.withUnsafeMutableBufferPointer { Q in
                 m.userBias.withUnsafeMutableBufferPointer { BU in
                     m.itemBias.withUnsafeMutableBufferPointer { BI in
-                        for (n, idx) in order.enumerated() {
-                            // The rows of a rating a few steps ahead are random accesses: ask for them now.
-                            if n + 4 < order.count {
-                                let ahead = ratings[order[n + 4]]
-                                let pa = P.baseAddress! + Int(ahead.user) * k, qa = Q.baseAddress! + Int(ahead.item) * k
-                                var line = 0
-                                while line < k {  // every 64-byte line of both rows
-                                    latent_prefetch(pa + line)
-                                    latent_prefetch(qa + line)
-                                    line += 16
+                        ratings.withUnsafeBufferPointer { R in
+                            for n in 0..<R.count {
+                                // The rows of a rating a few steps ahead are random accesses: ask for them now.
+                                if n + 4 < R.count {
+                                    let ahead = R[n + 4]
+                                    let pa = P.baseAddress! + Int(ahead.user) * k, qa = Q.baseAddress! + Int(ahead.item) * k
+                                    var line = 0
+                                    while line < k {  // every 64-byte line of both rows
+                                        latent_prefetch(pa + line)
+                                        latent_prefetch(qa + line)
+                                        line += 16
+                                    }
+                                }
+                                let r = R[n]
+                                let u = Int(r.user), i = Int(r.item)
+                                let e = FactorUpdate.sgdRating(P.baseAddress! + u * k, Q.baseAddress! + i * k, k, target: r.value,
+                                                               offset: mean + BU[u] + BI[i], learningRate: lr, regularization: reg)
+                                if p.biased {
+                                    BU[u] += lr * (e - reg * BU[u])
+                                    BI[i] += lr * (e - reg * BI[i])
                                 }
                             }
-                            let r = ratings[idx]
-                            let u = Int(r.user), i = Int(r.item)
-                            let pu = P.baseAddress! + u * k, qi = Q.baseAddress! + i * k
-                            let e = r.value - (mean + BU[u] + BI[i] + DistanceKernels.dot(pu, qi, k))
-                            if p.biased {
-                                BU[u] += lr * (e - reg * BU[u])
-                                BI[i] += lr * (e - reg * BI[i])
-                            }
-                            FactorUpdate.sgdStep(pu, qi, k, error: e, learningRate: lr, regularization: reg)
                         }
                     }
                 }

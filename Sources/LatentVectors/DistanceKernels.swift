@@ -153,6 +153,15 @@ public enum DistanceKernels {
 /// compiled for AVX2/FMA): with e the rating's error,
 /// p += lr (e q - reg p) and q += lr (e p - reg q), both from the old values.
 public enum FactorUpdate {
+    /// One whole SGD step for a rating: e = target - (offset + p . q), then the update below; returns e.
+    /// Fused so the rows are read once and the step is one call.
+    public static func sgdRating(_ p: UnsafeMutablePointer<Float>, _ q: UnsafeMutablePointer<Float>, _ n: Int,
+                                 target: Float, offset: Float, learningRate lr: Float, regularization reg: Float) -> Float {
+        let e = target - (offset + DistanceKernels.dotInline(p, q, n))
+        sgdStep(p, q, n, error: e, learningRate: lr, regularization: reg)
+        return e
+    }
+
     public static func sgdStep(_ p: UnsafeMutablePointer<Float>, _ q: UnsafeMutablePointer<Float>, _ n: Int,
                                error e: Float, learningRate lr: Float, regularization reg: Float) {
         var i = 0
