@@ -200,6 +200,8 @@ extension Collection {
             }
             guard let built, !task.isCancelled else { return finishCancelled(task) }
             if let hnsw = built as? HNSWIndex, !catchUp(hnsw, task) { return finishCancelled(task) }
+            // Read under the lock: once swapped in, the index is mutated by writers (IVF adds in the write path).
+            var indexedAtSwap = 0
             state.withWriteLock {
                 guard build === task else { return }
                 // Re-apply what changed while the build ran; anything the new index cannot take at once
@@ -216,11 +218,12 @@ extension Collection {
                 build = nil
                 snapshotDirty = true
                 ivfTrainedFor = slots.count
+                indexedAtSwap = built.liveCount
             }
             saveIndexSnapshot()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             indexer.logger.info("index built", metadata: ["collection": "\(name)", "index": "\(task.spec.kind.rawValue)",
-                                                          "vectors": "\(built.liveCount)", "seconds": "\(seconds)"])
+                                                          "vectors": "\(indexedAtSwap)", "seconds": "\(seconds)"])
             scheduleIndexMaintenance()
         }
     }
