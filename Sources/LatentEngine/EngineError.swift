@@ -13,7 +13,6 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case collectionExists(String)
     case elementNotFound(String)
     case invalidCount(Int)
-    case indexNotAvailable(String)
     case collectionDropped(String)
     case storage(String)
 
@@ -48,8 +47,6 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
             return "element '\(e.prefix(140))' not found in set"
         case .invalidCount(let k):
             return "COUNT \(k) is out of range: must be between 1 and \(EngineError.maxCount)"
-        case .indexNotAvailable(let kind):
-            return "index \(kind) is not available yet in this version: use INDEX FLAT"
         case .collectionDropped(let n):
             return "collection '\(n)' was dropped while the request ran"
         case .storage(let m):

@@ -252,7 +252,7 @@ public final class HNSWIndex: VectorIndex {
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
         guard maxLevel >= 0, liveCount > 0 else { return [] }
         let ef = max(params.ef ?? max(100, params.k), params.k)
-        return withPreparedQuery(query) { q in
+        return withComparable(query, dimension: dimension) { q in
             var ep = Neighbor(slot: entryPoint, distance: distance(q, entryPoint))
             var level = maxLevel
             while level > 0 {
@@ -265,16 +265,6 @@ public final class HNSWIndex: VectorIndex {
             while scratch.results.count > params.k { scratch.results.pop() }
             return scratch.results.items.sorted { $0.distance < $1.distance }
                 .map { Neighbor(slot: slots[Int($0.slot)], distance: external($0.distance)) }
-        }
-    }
-
-    /// Runs `body` with the query as the index compares it (normalised under COSINE).
-    private func withPreparedQuery<T>(_ query: UnsafePointer<Float>, _ body: (UnsafePointer<Float>) -> T) -> T {
-        guard metric == .cosine else { return body(query) }
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buf in
-            let inv = DistanceKernels.inverseNorm(query, dimension)
-            for i in 0..<dimension { buf[i] = query[i] * inv }
-            return body(UnsafePointer(buf.baseAddress!))
         }
     }
 

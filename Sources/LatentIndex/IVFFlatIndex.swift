@@ -115,18 +115,9 @@ public final class IVFFlatIndex: VectorIndex {
         }
     }
 
-    private func withPrepared<T>(_ v: UnsafePointer<Float>, _ body: (UnsafePointer<Float>) -> T) -> T {
-        guard metric == .cosine else { return body(v) }
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buf in
-            let inv = DistanceKernels.inverseNorm(v, dimension)
-            for i in 0..<dimension { buf[i] = v[i] * inv }
-            return body(UnsafePointer(buf.baseAddress!))
-        }
-    }
-
     public func add(slot: UInt32, vector: UnsafePointer<Float>) {
         remove(slot: slot)
-        withPrepared(vector) { v in
+        withComparable(vector, dimension: dimension) { v in
             let list = nearestList(v)
             location[slot] = (Int32(list), Int32(listSlots[list].count))
             listSlots[list].append(slot)
@@ -187,7 +178,7 @@ public final class IVFFlatIndex: VectorIndex {
 
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
         let nprobe = min(nlist, max(1, params.nprobe ?? IVFFlatIndex.defaultNprobe(nlist: nlist)))
-        return withPrepared(query) { q in
+        return withComparable(query, dimension: dimension) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: nlist) { cd in
                 centroidDistances(q, cd.baseAddress!)
                 // The nprobe nearest centroids: a bounded heap over nlist distances.

@@ -72,6 +72,17 @@ public protocol VectorIndex: AnyObject {
 }
 
 extension VectorIndex {
+    /// Runs `body` with `v` as graph and list indexes compare it: normalised to unit length under COSINE
+    /// (they serve COSINE as inner product over unit vectors), unchanged otherwise.
+    func withComparable<T>(_ v: UnsafePointer<Float>, dimension: Int, _ body: (UnsafePointer<Float>) -> T) -> T {
+        guard metric == .cosine else { return body(v) }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { buf in
+            let inv = DistanceKernels.inverseNorm(v, dimension)
+            for i in 0..<dimension { buf[i] = v[i] * inv }
+            return body(UnsafePointer(buf.baseAddress!))
+        }
+    }
+
     /// Compares `stored` with `vector` as the index stores it (normalised under COSINE).
     func sameVector(_ stored: UnsafePointer<Float>, _ vector: UnsafePointer<Float>, dimension: Int) -> Bool {
         if metric != .cosine { return memcmp(stored, vector, dimension * 4) == 0 }

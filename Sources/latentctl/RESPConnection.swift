@@ -109,3 +109,31 @@ final class RESPConnection {
         }
     }
 }
+
+extension RESPConnection {
+    /// Sends requests 0..<count from `connections` connections at once, `pipeline` in flight on each;
+    /// `request(i)` builds request i and `reply(i, r)` receives its reply (from any thread). Returns how
+    /// many connections failed (each failure is printed).
+    static func runPipelined(host: String, port: Int, connections: Int, pipeline: Int, count: Int,
+                             request: (Int) -> [[UInt8]], reply: (Int, Reply) -> Void) -> Int {
+        let next = Counter(), failed = Counter()
+        DispatchQueue.concurrentPerform(iterations: connections) { _ in
+            do {
+                let conn = try RESPConnection(host: host, port: port)
+                while true {
+                    let first = next.fetchAdd(pipeline)
+                    if first >= count { break }
+                    let last = min(count, first + pipeline)
+                    var out: [UInt8] = []
+                    for i in first..<last { encode(request(i), into: &out) }
+                    try conn.send(out)
+                    for i in first..<last { reply(i, try conn.readReply()) }
+                }
+            } catch {
+                print("connection failed: \(error)")
+                failed.add(1)
+            }
+        }
+        return failed.value
+    }
+}

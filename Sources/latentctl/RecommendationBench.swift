@@ -42,28 +42,16 @@ struct RecommendationBench: ParsableCommand {
             }
             return ranked[lo]
         }
-        let next = Counter(), failures = Counter()
+        let failures = Counter()
         let start = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: connections) { _ in
-            do {
-                let conn = try RESPConnection(host: host, port: port)
-                while true {
-                    let first = next.fetchAdd(pipeline)
-                    if first >= picks.count { break }
-                    let last = min(picks.count, first + pipeline)
-                    var out: [UInt8] = []
-                    for q in first..<last {
-                        var args = ["VSIM", itemsCollection, "ELE", picks[q], "FROM", usersCollection, "COUNT", "10"]
-                        if excludeSeen { args.append("EXCLUDE-SEEN") }
-                        RESPConnection.encode(args.map { Array($0.utf8) }, into: &out)
-                    }
-                    try conn.send(out)
-                    for _ in first..<last { if case .array = try conn.readReply() {} else { failures.add(1) } }
-                }
-            } catch {
-                failures.add(1)
-            }
-        }
+        failures.add(RESPConnection.runPipelined(host: host, port: port, connections: connections, pipeline: pipeline,
+                                                 count: picks.count, request: { q in
+            var args = ["VSIM", itemsCollection, "ELE", picks[q], "FROM", usersCollection, "COUNT", "10"]
+            if excludeSeen { args.append("EXCLUDE-SEEN") }
+            return args.map { Array($0.utf8) }
+        }, reply: { _, r in
+            if case .array = r {} else { failures.add(1) }
+        }))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         var cacheLine = ""
         if case .bulk(let info?) = try RESPConnection(host: host, port: port).call(["INFO", "stats"]) {

@@ -48,31 +48,16 @@ struct ServerANNBench: ParsableCommand {
         for (i, value) in ([sweep.first ?? 10] + sweep).enumerated() {
             let option = index == "ivf" ? "NPROBE" : "EF"
             let results = ResultBox(count: queries.count)
-            let next = Counter()
             let start = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: connections) { _ in
-                do {
-                    let conn = try RESPConnection(host: host, port: port)
-                    while true {
-                        let first = next.fetchAdd(pipeline)
-                        if first >= queries.count { break }
-                        let last = min(queries.count, first + pipeline)
-                        var out: [UInt8] = []
-                        for q in first..<last {
-                            let blob = queries.withRow(q) { Array(UnsafeRawBufferPointer(start: $0, count: queries.dimension * 4)) }
-                            RESPConnection.encode([Array("VSIM".utf8), Array(name.utf8), Array("FP32".utf8), blob, Array("COUNT".utf8),
-                                                   Array("10".utf8), Array(option.utf8), Array(String(value).utf8)], into: &out)
-                        }
-                        try conn.send(out)
-                        for q in first..<last {
-                            guard case .array(let items?) = try conn.readReply() else { continue }
-                            results.set(q, items.compactMap { if case .bulk(let b?) = $0 { return Int(String(decoding: b, as: UTF8.self)) } else { return nil } })
-                        }
-                    }
-                } catch {
-                    print("connection failed: \(error)")
-                }
-            }
+            _ = RESPConnection.runPipelined(host: host, port: port, connections: connections, pipeline: pipeline,
+                                            count: queries.count, request: { q in
+                let blob = queries.withRow(q) { Array(UnsafeRawBufferPointer(start: $0, count: queries.dimension * 4)) }
+                return [Array("VSIM".utf8), Array(name.utf8), Array("FP32".utf8), blob, Array("COUNT".utf8),
+                        Array("10".utf8), Array(option.utf8), Array(String(value).utf8)]
+            }, reply: { q, r in
+                guard case .array(let items?) = r else { return }
+                results.set(q, items.compactMap { if case .bulk(let b?) = $0 { return Int(String(decoding: b, as: UTF8.self)) } else { return nil } })
+            })
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             var hits = 0
             for q in 0..<queries.count {
