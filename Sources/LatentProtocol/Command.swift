@@ -35,13 +35,24 @@ public struct VSimRequest: Equatable, Sendable {
     }
 }
 
+/// `AUTH`'s arguments as HELLO carries them.
+public struct Credentials: Equatable, Sendable {
+    public var user: String
+    public var password: [UInt8]
+    public init(user: String, password: [UInt8]) {
+        self.user = user
+        self.password = password
+    }
+}
+
 /// A parsed request. Parsing checks the grammar (arity, keywords, numbers); the engine checks the
 /// values against the data (dimension, unknown collection, ...).
 public enum Command: Equatable, Sendable {
     case ping(String?)
     case echo(String)
     case quit
-    case auth(user: String?, password: String)
+    /// The password is kept as the bytes sent: compared as bytes, never as Unicode text.
+    case auth(user: String?, password: [UInt8])
     case info(section: String?)
     case shutdown
     case command(subcommand: String?)
@@ -49,7 +60,8 @@ public enum Command: Equatable, Sendable {
     case configSet
     case client(subcommand: String, arguments: [String])
     case select(Int)
-    case hello(protocolVersion: Int?)
+    /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
+    case hello(protocolVersion: Int?, auth: Credentials?, setName: String?)
     case dbsize
     case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec)
     case vadd(key: String, vector: [Float], element: String, attributes: String?)

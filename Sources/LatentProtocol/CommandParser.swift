@@ -19,7 +19,7 @@ public enum CommandParser {
             return .quit
         case "auth":
             try a.arity(2...3)
-            return a.count == 2 ? .auth(user: nil, password: a.string(1)) : .auth(user: a.string(1), password: a.string(2))
+            return a.count == 2 ? .auth(user: nil, password: a.bytes(1)) : .auth(user: a.string(1), password: a.bytes(2))
         case "info":
             return .info(section: a.count >= 2 ? a.string(1).lowercased() : nil)
         case "shutdown":
@@ -44,7 +44,7 @@ public enum CommandParser {
             try a.arity(2...2)
             return .select(try a.integer(1, what: "database index"))
         case "hello":
-            return .hello(protocolVersion: a.count >= 2 ? try a.integer(1, what: "protocol version") : nil)
+            return try parseHello(a)
         case "dbsize":
             return .dbsize
         case "vcreate":
@@ -251,6 +251,8 @@ struct Arguments {
 
     func string(_ i: Int) -> String { String(buffer: args[i]) }
 
+    func bytes(_ i: Int) -> [UInt8] { Array(args[i].readableBytesView) }
+
     func arity(_ range: ClosedRange<Int>) throws {
         if !range.contains(args.count) { throw CommandError.wrongArity(command) }
     }
@@ -309,5 +311,29 @@ struct Arguments {
         default:
             throw CommandError.syntax("expected VALUES n v1 .. vn or FP32 blob, got '\(string(i).prefix(64))'")
         }
+    }
+}
+
+extension CommandParser {
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`, as Redis 6+ parses it.
+    static func parseHello(_ a: Arguments) throws -> Command {
+        guard a.count >= 2 else { return .hello(protocolVersion: nil, auth: nil, setName: nil) }
+        let version = try a.integer(1, what: "protocol version")
+        var auth: Credentials?
+        var setName: String?
+        var i = 2
+        while i < a.count {
+            switch a.string(i).uppercased() {
+            case "AUTH" where i + 2 < a.count:
+                auth = Credentials(user: a.string(i + 1), password: a.bytes(i + 2))
+                i += 3
+            case "SETNAME" where i + 1 < a.count:
+                setName = a.string(i + 1)
+                i += 2
+            default:
+                throw CommandError.syntax("syntax error in HELLO option '\(a.string(i).prefix(64))': use HELLO protover [AUTH username password] [SETNAME clientname]")
+            }
+        }
+        return .hello(protocolVersion: version, auth: auth, setName: setName)
     }
 }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// A request that breaks the protocol. The connection that sent it is answered
@@ -16,10 +17,37 @@ public struct RESPDecoderLimits: Sendable {
     /// Most arguments in one multibulk request.
     public var maxArguments: Int
 
-    public init(maxInlineBytes: Int = 64 * 1024, maxBulkBytes: Int = 512 * 1024 * 1024, maxArguments: Int = 1024 * 1024) {
+    /// Limits for a connection that has not authenticated while a password is set (Redis' answer to
+    /// CVE-2021-32675): at most 10 arguments, each bulk and inline line at most 16 KiB, so an unknown
+    /// peer can never make the server hold more than a few KiB on its behalf.
+    public var unauthenticatedMaxArguments: Int
+    public var unauthenticatedMaxBulkBytes: Int
+
+    public init(maxInlineBytes: Int = 64 * 1024, maxBulkBytes: Int = 512 * 1024 * 1024, maxArguments: Int = 1024 * 1024,
+                unauthenticatedMaxArguments: Int = 10, unauthenticatedMaxBulkBytes: Int = 16 * 1024) {
         self.maxInlineBytes = maxInlineBytes
         self.maxBulkBytes = maxBulkBytes
         self.maxArguments = maxArguments
+        self.unauthenticatedMaxArguments = unauthenticatedMaxArguments
+        self.unauthenticatedMaxBulkBytes = unauthenticatedMaxBulkBytes
+    }
+
+    /// Largest value accepted for `maxBulkBytes` (`--proto-max-bulk-len`): far below Int.max, so a length
+    /// plus its header and CRLF can never overflow, and within what one ByteBuffer can hold.
+    public static let largestBulkBytes = Int(UInt32.max) - 1024
+}
+
+/// Whether the connection's peer has authenticated: read by the decoder on the event loop, set by AUTH
+/// and HELLO on a worker thread. Guarded by `lock`.
+public final class AuthenticationState: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var value: Bool
+
+    public init(authenticated: Bool) { value = authenticated }
+
+    public var isAuthenticated: Bool {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }
 
@@ -34,13 +62,18 @@ public struct RESPDecoder: ByteToMessageDecoder {
     public typealias InboundOut = [ByteBuffer]
 
     public let limits: RESPDecoderLimits
+    /// When set and not authenticated, the unauthenticated limits apply.
+    private let authentication: AuthenticationState?
     /// Arguments of a multibulk request still arriving, and how many are still to come.
     private var partial: [ByteBuffer] = []
     private var remaining = 0
 
-    public init(limits: RESPDecoderLimits = RESPDecoderLimits()) {
+    public init(limits: RESPDecoderLimits = RESPDecoderLimits(), authentication: AuthenticationState? = nil) {
         self.limits = limits
+        self.authentication = authentication
     }
+
+    private var unauthenticated: Bool { authentication.map { !$0.isAuthenticated } ?? false }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let request = try next(&buffer) else { return .needMoreData }
@@ -68,6 +101,8 @@ public struct RESPDecoder: ByteToMessageDecoder {
     // MARK: Multibulk
 
     /// Reads a header line such as `*3` or `$5` (without CR LF) at the reader index, or nil if incomplete.
+    /// The value is nil when the line is not a decimal integer that fits in an Int (checked arithmetic:
+    /// no byte sequence can trap here).
     private func headerLine(_ buffer: ByteBuffer, tooBig: String) throws -> (value: Int?, length: Int)? {
         let view = buffer.readableBytesView
         guard let cr = view.firstIndex(of: UInt8(ascii: "\r")) else {
@@ -75,24 +110,40 @@ public struct RESPDecoder: ByteToMessageDecoder {
             return nil
         }
         let lineLength = cr - view.startIndex
-        guard view.count >= lineLength + 2 else { return nil }
-        let digits = view[(view.startIndex + 1)..<cr]
+        if lineLength > limits.maxInlineBytes { throw RESPProtocolError(tooBig) }
+        guard view.count - lineLength >= 2 else { return nil }
+        return (Self.parseInteger(view[(view.startIndex + 1)..<cr], crlf: view[cr + 1] == UInt8(ascii: "\n")), lineLength + 2)
+    }
+
+    /// The checked integer parser, for tests.
+    public static func parseIntegerForTesting(_ text: String) -> Int? { parseInteger(Array(text.utf8)) }
+
+    /// `-?[0-9]+` as an Int, or nil when malformed or out of range.
+    static func parseInteger<C: Collection>(_ digits: C, crlf: Bool = true) -> Int? where C.Element == UInt8 {
+        guard crlf, !digits.isEmpty else { return nil }
         var value = 0
         var negative = false
-        var valid = !digits.isEmpty && digits.count <= 19
         for (i, b) in digits.enumerated() {
             if i == 0 && b == UInt8(ascii: "-") && digits.count > 1 { negative = true; continue }
-            guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else { valid = false; break }
-            value = value * 10 + Int(b - UInt8(ascii: "0"))
+            guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            // Accumulate negatively so Int.min itself parses; positive values are negated at the end.
+            let (next, o2) = times10.subtractingReportingOverflow(Int(b - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = next
         }
-        if view[cr + 1] != UInt8(ascii: "\n") { valid = false }
-        return (valid ? (negative ? -value : value) : nil, lineLength + 2)
+        if negative { return value }
+        let (positive, overflow) = (0).subtractingReportingOverflow(value)
+        return overflow ? nil : positive
     }
 
     private mutating func startMultibulk(_ buffer: inout ByteBuffer) throws -> [ByteBuffer]?? {
         guard let (value, length) = try headerLine(buffer, tooBig: "too big mbulk count string") else { return nil }
         guard let count = value, count <= limits.maxArguments else {
             throw RESPProtocolError("invalid multibulk length")
+        }
+        if unauthenticated && count > limits.unauthenticatedMaxArguments {
+            throw RESPProtocolError("unauthenticated multibulk length")
         }
         buffer.moveReaderIndex(forwardBy: length)
         if count <= 0 { return .some(nil) }
@@ -112,7 +163,12 @@ public struct RESPDecoder: ByteToMessageDecoder {
             guard let length = value, length >= 0, length <= limits.maxBulkBytes else {
                 throw RESPProtocolError("invalid bulk length")
             }
-            guard buffer.readableBytes >= headerLength + length + 2 else { return nil }
+            if unauthenticated && length > limits.unauthenticatedMaxBulkBytes {
+                throw RESPProtocolError("unauthenticated bulk length")
+            }
+            // Compared by subtraction: headerLength + 2 <= readableBytes here, and length may be as large as
+            // the configured limit, so `headerLength + length + 2` is never formed before it is known to fit.
+            guard buffer.readableBytes - headerLength - 2 >= length else { return nil }
             let crlfAt = buffer.readerIndex + headerLength + length
             guard buffer.getInteger(at: crlfAt, as: UInt8.self) == UInt8(ascii: "\r"),
                   buffer.getInteger(at: crlfAt + 1, as: UInt8.self) == UInt8(ascii: "\n") else {
@@ -140,6 +196,9 @@ public struct RESPDecoder: ByteToMessageDecoder {
         }
         var line = view[view.startIndex..<nl]
         if line.count > limits.maxInlineBytes { throw RESPProtocolError("too big inline request") }
+        if unauthenticated && line.count > limits.unauthenticatedMaxBulkBytes {
+            throw RESPProtocolError("unauthenticated inline request too big")
+        }
         if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
         let words = try InlineSplitter.split(Array(line))
         buffer.moveReaderIndex(forwardBy: nl - view.startIndex + 1)

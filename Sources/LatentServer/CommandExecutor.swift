@@ -6,14 +6,23 @@ import LatentVectors
 import NIOCore
 
 /// Per-connection state that commands read and change.
+///
+/// Guarding: `authentication` has its own lock (the decoder reads it on the event loop); `name` is only
+/// touched by the connection's requests, which run one batch at a time (RESPServerHandler), so never
+/// concurrently; `id` is immutable.
 public final class Session: @unchecked Sendable {
     public let id: Int
-    public var authenticated: Bool
+    public let authentication: AuthenticationState
     public var name = ""
+
+    public var authenticated: Bool {
+        get { authentication.isAuthenticated }
+        set { authentication.isAuthenticated = newValue }
+    }
 
     public init(id: Int, authenticated: Bool) {
         self.id = id
-        self.authenticated = authenticated
+        self.authentication = AuthenticationState(authenticated: authenticated)
     }
 }
 
@@ -105,6 +114,31 @@ public final class CommandExecutor: @unchecked Sendable {
 
     private let noAuth = "NOAUTH Authentication required."
 
+    /// AUTH and HELLO ... AUTH: user "default" only; the password compared as bytes in constant time.
+    private func authenticate(user: String?, password: [UInt8], session: Session) -> RESPValue {
+        guard let expected = configuration.password else {
+            return .err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+        }
+        guard user == nil || user == "default", Self.constantTimeEqual(password, Array(expected.utf8)) else {
+            return .error("WRONGPASS invalid username-password pair or user is disabled.")
+        }
+        session.authenticated = true
+        return .ok
+    }
+
+    /// Byte equality whose time depends only on the lengths, not on where the bytes differ.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        if a.count != b.count { difference |= 1 }
+        let n = max(a.count, b.count)
+        for i in 0..<n {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            difference |= x ^ y
+        }
+        return difference == 0
+    }
+
     private func isAllowedBeforeAuth(_ args: [ByteBuffer]) -> Bool {
         guard let first = args.first else { return false }
         return ["auth", "hello", "quit"].contains(String(buffer: first).lowercased())
@@ -119,19 +153,19 @@ public final class CommandExecutor: @unchecked Sendable {
         case .quit:
             return Outcome(reply: .ok, after: .close)
         case .auth(let user, let password):
-            guard let expected = configuration.password else {
-                return Outcome(reply: .err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
-            }
-            guard user == nil || user == "default", password == expected else {
-                return Outcome(reply: .error("WRONGPASS invalid username-password pair or user is disabled."))
-            }
-            session.authenticated = true
-            return Outcome(reply: .ok)
-        case .hello(let version):
+            return Outcome(reply: authenticate(user: user, password: password, session: session))
+        case .hello(let version, let credentials, let setName):
             if let version, version != 2 {
                 return Outcome(reply: .error("NOPROTO unsupported protocol version: latentd speaks RESP2 only"))
             }
-            if !session.authenticated { return Outcome(reply: .error(noAuth)) }
+            if let credentials {
+                let reply = authenticate(user: credentials.user, password: credentials.password, session: session)
+                if reply.isError { return Outcome(reply: reply) }
+            }
+            if !session.authenticated {
+                return Outcome(reply: .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
+            }
+            if let setName { session.name = setName }
             return Outcome(reply: .array([
                 .bulk("server"), .bulk("latentd"), .bulk("version"), .bulk(InfoReport.version), .bulk("proto"), .integer(2),
                 .bulk("id"), .integer(session.id), .bulk("mode"), .bulk("standalone"), .bulk("role"), .bulk("master"),

@@ -93,7 +93,7 @@ public final class LatentServer: @unchecked Sendable {
         let handler = RESPServerHandler(executor: executor, pool: pool, session: session, logger: logger,
                                         onShutdown: { [weak self] in self?.requestShutdown() })
         return channel.pipeline.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: configuration.limits)))
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: configuration.limits, authentication: session.authentication)))
             try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(RESPEncoder()))
             try channel.pipeline.syncOperations.addHandler(handler)
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LatentEngine
+import LatentProtocol
 import LatentServer
 import LatentStorage
 import Logging
@@ -43,9 +44,11 @@ struct LatentD: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1") }
-        guard queryCacheMb >= 0 else { throw ValidationError("--query-cache-mb must be 0 or more") }
-        guard protoMaxBulkLen >= 1024 else { throw ValidationError("--proto-max-bulk-len must be at least 1024") }
+        guard (1...1_000_000).contains(maxClients) else { throw ValidationError("--max-clients must be 1...1000000") }
+        guard (0...(1 << 20)).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0...1048576 (1 TiB)") }
+        guard (1024...RESPDecoderLimits.largestBulkBytes).contains(protoMaxBulkLen) else {
+            throw ValidationError("--proto-max-bulk-len must be 1024...\(RESPDecoderLimits.largestBulkBytes)")
+        }
     }
 
     func run() throws {

@@ -108,6 +108,27 @@ final class CommandExecutorTests: XCTestCase {
         XCTAssertTrue(run(open, s2, "AUTH x").isError)
     }
 
+    // Regression (issue 7): HELLO 2 AUTH ignored its credentials; passwords compared as Unicode text.
+    func testHelloAuthAndPasswordsCompareAsBytes() {
+        let e = executor(password: "s3cret"), s = Session(id: 1, authenticated: false)
+        XCTAssertEqual(run(e, s, "HELLO 2 AUTH default wrong"), .error("WRONGPASS invalid username-password pair or user is disabled."))
+        XCTAssertFalse(s.authenticated)
+        XCTAssertTrue(run(e, s, "HELLO 2").isError)
+        guard case .array = run(e, s, "HELLO 2 AUTH default s3cret SETNAME app") else { return XCTFail("HELLO AUTH refused") }
+        XCTAssertTrue(s.authenticated)
+        XCTAssertEqual(run(e, s, "CLIENT GETNAME"), .bulk("app"))
+        // "café" with a precomposed é must not accept "cafe" + combining acute accent (equal as Swift Strings).
+        let accented = executor(password: "caf\u{E9}"), s2 = Session(id: 2, authenticated: false)
+        let combining = [ByteBuffer(string: "AUTH"), ByteBuffer(string: "cafe\u{301}")]
+        XCTAssertTrue(accented.execute(batch: [combining], session: s2)[0].reply.isError)
+        XCTAssertFalse(s2.authenticated)
+        XCTAssertEqual(accented.execute(batch: [[ByteBuffer(string: "AUTH"), ByteBuffer(string: "caf\u{E9}")]], session: s2)[0].reply, .ok)
+        XCTAssertTrue(CommandExecutor.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        XCTAssertFalse(CommandExecutor.constantTimeEqual([1, 2, 3], [1, 2]))
+        XCTAssertFalse(CommandExecutor.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        XCTAssertFalse(CommandExecutor.constantTimeEqual([], [0]))
+    }
+
     func testToolHandshakes() {
         let e = executor(), s = Session(id: 7, authenticated: true)
         XCTAssertEqual(run(e, s, "COMMAND DOCS"), .array([]))

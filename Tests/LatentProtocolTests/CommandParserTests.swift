@@ -79,11 +79,14 @@ final class CommandParserTests: XCTestCase {
 
     func testConnectionCommands() throws {
         XCTAssertEqual(try parse(["PING"]), .ping(nil))
-        XCTAssertEqual(try parse(["AUTH", "default", "pw"]), .auth(user: "default", password: "pw"))
+        XCTAssertEqual(try parse(["AUTH", "default", "pw"]), .auth(user: "default", password: Array("pw".utf8)))
         XCTAssertEqual(try parse(["CONFIG", "GET", "save"]), .configGet(["save"]))
         XCTAssertEqual(try parse(["COMMAND", "DOCS"]), .command(subcommand: "docs"))
         XCTAssertEqual(try parse(["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]), .client(subcommand: "setinfo", arguments: ["LIB-NAME", "redis-py"]))
         XCTAssertEqual(try parse(["SELECT", "0"]), .select(0))
-        XCTAssertEqual(try parse(["HELLO", "3"]), .hello(protocolVersion: 3))
+        XCTAssertEqual(try parse(["HELLO", "3"]), .hello(protocolVersion: 3, auth: nil, setName: nil))
+        XCTAssertEqual(try parse(["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "me"]),
+                       .hello(protocolVersion: 2, auth: Credentials(user: "default", password: Array("pw".utf8)), setName: "me"))
+        XCTAssertThrowsError(try parse(["HELLO", "2", "AUTH", "default"]))
     }
 }

@@ -117,6 +117,62 @@ final class RESPDecoderTests: XCTestCase {
         XCTAssertEqual(try requests(c), [["ECHO", "hello"]])
     }
 
+    // Regression (issue 7): these 22-byte frames trapped on integer overflow and killed the server.
+    func testHugeCountsAreProtocolErrorsNotTraps() throws {
+        try assertProtocolError("*9223372036854775808\r\n", "invalid multibulk length")
+        try assertProtocolError("*99999999999999999999\r\n", "invalid multibulk length")
+        try assertProtocolError("*-9999999999999999999\r\n", "invalid multibulk length")
+        try assertProtocolError("*1\r\n$9223372036854775808\r\n", "invalid bulk length")
+        try assertProtocolError("*1\r\n$9223372036854775807\r\n", "invalid bulk length")
+        try assertProtocolError("*1\r\n$-9223372036854775808\r\n", "invalid bulk length")
+        // A limit as large as the flag accepts still cannot overflow `header + length + CRLF`.
+        let huge = RESPDecoderLimits(maxBulkBytes: RESPDecoderLimits.largestBulkBytes)
+        let c = try channel(huge)
+        try feed(c, "*1\r\n$\(RESPDecoderLimits.largestBulkBytes)\r\nabc")
+        XCTAssertEqual(try requests(c), [])
+    }
+
+    func testIntegerParserIsChecked() {
+        XCTAssertEqual(RESPDecoder.parseIntegerForTesting("9223372036854775807"), Int.max)
+        XCTAssertEqual(RESPDecoder.parseIntegerForTesting("-9223372036854775808"), Int.min)
+        XCTAssertNil(RESPDecoder.parseIntegerForTesting("9223372036854775808"))
+        XCTAssertNil(RESPDecoder.parseIntegerForTesting("-9223372036854775809"))
+        XCTAssertNil(RESPDecoder.parseIntegerForTesting("-"))
+        XCTAssertNil(RESPDecoder.parseIntegerForTesting(""))
+        XCTAssertNil(RESPDecoder.parseIntegerForTesting("1-"))
+        XCTAssertEqual(RESPDecoder.parseIntegerForTesting("-0"), 0)
+        XCTAssertEqual(RESPDecoder.parseIntegerForTesting("000123"), 123)
+    }
+
+    func testOversizedHeaderLineIsRefused() throws {
+        let limits = RESPDecoderLimits(maxInlineBytes: 100)
+        try assertProtocolError("*" + String(repeating: "1", count: 150) + "\r\n", limits: limits, "too big mbulk count string")
+    }
+
+    // Redis' CVE-2021-32675 limits: before AUTH a client cannot make the server buffer large requests.
+    func testUnauthenticatedClientsMaySendOnlySmallRequests() throws {
+        func gated() throws -> (EmbeddedChannel, AuthenticationState) {
+            let auth = AuthenticationState(authenticated: false)
+            let c = EmbeddedChannel()
+            try c.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(authentication: auth)))
+            return (c, auth)
+        }
+        func expectError(_ input: String, _ message: String) throws {
+            let (c, _) = try gated()
+            XCTAssertThrowsError(try feed(c, input)) { XCTAssertEqual($0 as? RESPProtocolError, RESPProtocolError(message)) }
+        }
+        try expectError("*11\r\n", "unauthenticated multibulk length")
+        try expectError("*2\r\n$4\r\nAUTH\r\n$500000000\r\n", "unauthenticated bulk length")
+        try expectError("AUTH " + String(repeating: "p", count: 17_000) + "\r\n", "unauthenticated inline request too big")
+        // Small requests pass; after AUTH the normal limits apply.
+        let (c, auth) = try gated()
+        try feed(c, "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n")
+        XCTAssertEqual(try requests(c), [["AUTH", "pw"]])
+        auth.isAuthenticated = true
+        try feed(c, "*2\r\n$4\r\nECHO\r\n$20000\r\n" + String(repeating: "x", count: 20_000) + "\r\n")
+        XCTAssertEqual(try requests(c).first?.count, 2)
+    }
+
     func testEncoderWritesRESP2() throws {
         var b = ByteBuffer()
         RESPValue.array([.simpleString("OK"), .err("bad\r\nthing"), .integer(-3), .bulk("hé"), .null, .nullArray, .array([])])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Server, read_exactly, read_until_closed
+from conftest import LATENTD, Server, read_exactly, read_until_closed
 from resp_client import Client, RespError, encode, fp32
 
 
@@ -180,3 +180,59 @@ def test_redis_benchmark_runs_against_latentd(server):
                           "VSIM", "bench", "VALUES", "4", "1", "2", "3", "4", "COUNT", "5"],
                          capture_output=True, text=True, timeout=120)
     assert "requests per second" in out.stdout, out.stdout + out.stderr
+
+
+# Regression (issue 7): each of these 22-byte unauthenticated frames trapped on integer overflow and
+# killed latentd with every client on it.
+@pytest.mark.parametrize("frame,message", [
+    (b"*9223372036854775808\r\n", b"invalid multibulk length"),
+    (b"*99999999999999999999\r\n", b"invalid multibulk length"),
+    (b"*-9999999999999999999\r\n", b"invalid multibulk length"),
+    (b"*1\r\n$9223372036854775808\r\n", b"invalid bulk length"),
+])
+def test_overflowing_lengths_do_not_kill_the_server(data_dir, frame, message):
+    s = Server(data_dir, "--requirepass", "pw").start()
+    try:
+        bystander = Client(s.port)
+        assert bystander.call("AUTH", "pw") == "OK"
+        sock = s.connect()
+        sock.sendall(frame)
+        assert read_until_closed(sock) == b"-ERR Protocol error: " + message + b"\r\n"
+        assert bystander.call("PING") == "PONG"
+        assert s.proc.poll() is None
+    finally:
+        s.kill()
+
+
+def test_flag_values_that_would_overflow_are_refused(data_dir):
+    for flags in (["--proto-max-bulk-len", "9223372036854775807"], ["--query-cache-mb", "9223372036854775807"],
+                  ["--max-clients", "0"]):
+        out = subprocess.run([LATENTD, "--port", "0", "--data-dir", data_dir] + flags,
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and flags[0] in out.stderr, (flags, out.stderr)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_unauthenticated_client_cannot_make_the_server_buffer_a_large_bulk(data_dir):
+    s = Server(data_dir, "--requirepass", "pw").start()
+    try:
+        before = rss_kib(s.proc.pid)
+        sock = s.connect()
+        sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$500000000\r\n" + b"x" * 65536)
+        assert read_until_closed(sock) == b"-ERR Protocol error: unauthenticated bulk length\r\n"
+        sock = s.connect()
+        sock.sendall(b"*11\r\n")
+        assert read_until_closed(sock) == b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+        assert rss_kib(s.proc.pid) - before < 16 * 1024
+        ok = Client(s.port)
+        assert ok.call("AUTH", "pw") == "OK"
+        assert ok.call("ECHO", "y" * 100000) == b"y" * 100000
+    finally:
+        s.kill()
