@@ -117,15 +117,7 @@ extension Collection {
     }
 
     /// The requested spec with defaults filled in, to compare with what an index was built with.
-    var indexSpecResolved: IndexSpec {
-        switch indexSpec.kind {
-        case .hnsw:
-            return IndexSpec(kind: .hnsw, m: indexSpec.m ?? IndexSpec.defaultM,
-                             efConstruction: indexSpec.efConstruction ?? IndexSpec.defaultEfConstruction)
-        default:
-            return indexSpec
-        }
-    }
+    var indexSpecResolved: IndexSpec { indexSpec.resolved }
 
     /// Adds pending vectors to the index in slices of at most `drainSlice`, then pauses as long as the
     /// slice took: half of the time the lock is free, so writes and searches never queue behind a
@@ -219,6 +211,7 @@ extension Collection {
                 snapshotDirty = true
                 ivfTrainedFor = slots.count
                 indexedAtSwap = built.liveCount
+                completedBuilds += 1
             }
             saveIndexSnapshot()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -67,10 +67,18 @@ public final class Collection: @unchecked Sendable {
     var build: IndexBuild?
     var drainScheduled = false
     var dropped = false
-    /// The serving index changed since its snapshot was saved.
-    var snapshotDirty = false
+    /// The serving index changed since its snapshot was saved. Set under the write lock and cleared by
+    /// the snapshot writer under the read lock, so it has a lock of its own (`dirtyLock`).
+    var snapshotDirty: Bool {
+        get { dirtyLock.withLock { storedDirty } }
+        set { dirtyLock.withLock { storedDirty = newValue } }
+    }
+    private var storedDirty = false
+    private let dirtyLock = NSLock()
     /// How many vectors the IVF lists were trained on (re-trained when the collection doubles).
     var ivfTrainedFor = 0
+    /// Full index builds swapped in since the collection was opened (VINFO `builds`).
+    var completedBuilds = 0
 
     init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
         collectionId = definition.id
@@ -275,6 +283,23 @@ public final class Collection: @unchecked Sendable {
         writeMutex.unlock()
     }
 
+    /// Runs `body` (the store write that deletes the collection) under the writer mutex and marks the
+    /// collection dropped only when it succeeded: no write can land between the delete and the mark, and
+    /// a delete that failed (a full disk) leaves the collection fully usable.
+    func drop(_ body: () throws -> Void) throws {
+        writeMutex.lock()
+        defer { writeMutex.unlock() }
+        if dropped { throw EngineError.collectionDropped(name) }
+        try body()
+        state.withWriteLock {
+            dropped = true
+            build?.cancel()
+        }
+        versionLock.lock()
+        storedVersion &+= 1
+        versionLock.unlock()
+    }
+
     func setName(_ newName: String) {
         nameLock.lock()
         storedName = newName
@@ -342,9 +367,18 @@ public final class Collection: @unchecked Sendable {
             }
             return hits
         }
-        return try hits.map { id, score, slot in
-            SearchHit(id: id, score: score, attributes: withAttributes ? try attributes(slot: slot) : nil)
+        guard withAttributes else { return hits.map { SearchHit(id: $0.0, score: $0.1, attributes: nil) } }
+        // Attributes are read from the store outside the lock; a slot freed and reused meanwhile would
+        // give another element's attributes, so each read is checked against the hit's id afterwards and
+        // a hit whose element was deleted meanwhile is left out.
+        var out: [SearchHit] = []
+        out.reserveCapacity(hits.count)
+        for (id, score, slot) in hits {
+            let attrs = try attributes(slot: slot)
+            guard state.withReadLock({ Int(slot) < idOf.count && idOf[Int(slot)] == id }) else { continue }
+            out.append(SearchHit(id: id, score: score, attributes: attrs))
         }
+        return out
     }
 
     /// Field/value pairs for VINFO.
@@ -361,6 +395,7 @@ public final class Collection: @unchecked Sendable {
             out.append(("indexed", String(index is FlatIndex ? slotOf.count : index.liveCount)))
             out.append(("pending", String(pending.count)))
             out.append(("deleted-in-index", String(index.deletedCount)))
+            out.append(("builds", String(completedBuilds)))
             let built = index.spec
             switch built.kind {
             case .hnsw:

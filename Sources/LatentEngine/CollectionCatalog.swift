@@ -34,14 +34,27 @@ public final class CollectionCatalog: @unchecked Sendable {
         indexer = BackgroundIndexer(logger: logger)
         store = try LatentStore(directory: directory)
         let decoder = JSONDecoder()
+        var nameOfId: [UInt32: String] = [:]
         for (name, raw) in try store.collectionDefinitions() {
-            let definition: CollectionDefinition
+            var definition: CollectionDefinition
             do {
                 definition = try decoder.decode(CollectionDefinition.self, from: Data(raw))
             } catch {
                 store.close()
                 throw EngineError.storage("collection definition of '\(name)' is unreadable: \(error)")
             }
+            // Two names sharing an id would share records: dropping one would delete the other's data.
+            // Refuse to serve such a catalog rather than guess which name is right.
+            if let other = nameOfId[definition.id] {
+                store.close()
+                throw EngineError.storage("catalog is inconsistent: collections '\(other)' and '\(name)' share id \(definition.id); "
+                    + "stop latentd, keep the right one and delete the other's definition with "
+                    + "`ldb --db=\(directory) --column_family=meta delete collection/NAME` (Debian's rocksdb-tools)")
+            }
+            nameOfId[definition.id] = name
+            if definition.name != name { definition.name = name }
+            // Definitions written before specs were resolved (e.g. EF_CONSTRUCTION below M) made builds loop.
+            definition.index = definition.index.resolved
             let c = Collection(definition: definition, store: store, indexer: indexer)
             let started = DispatchTime.now().uptimeNanoseconds
             do {
@@ -156,14 +169,14 @@ public final class CollectionCatalog: @unchecked Sendable {
     }
 
     private func createLocked(name: String, dimension: Int, metric: Metric, index: IndexSpec) throws -> Collection {
+        let batch = WriteBatch(for: store.db)
         let definition = try storageCall {
-            CollectionDefinition(id: try store.allocateCollectionId(), name: name, dimension: dimension,
-                                 metric: metric, index: index)
+            CollectionDefinition(id: try store.reserveCollectionId(in: batch), name: name, dimension: dimension,
+                                 metric: metric, index: index.resolved)
         }
         let encoded = try JSONEncoder().encode(definition)
-        let batch = WriteBatch(for: store.db)
         try storageCall {
-            try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), Array(encoded))
+            try store.putCollectionDefinition(name: name, Array(encoded), in: batch)
             try store.db.write(batch)
         }
         let c = Collection(definition: definition, store: store, indexer: indexer)
@@ -174,16 +187,27 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// Rebuilds a collection's index with `spec` in the background (VREBUILD); the definition is stored
     /// first, so a restart builds the requested index too.
     public func rebuild(_ name: String, spec: IndexSpec) throws {
-        let c = try require(name)
-        var definition = c.definition
-        definition.index = spec
-        let encoded = try JSONEncoder().encode(definition)
-        try c.serializedWrite {
-            let batch = WriteBatch(for: store.db)
-            try storageCall {
-                try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), Array(encoded))
-                try store.db.write(batch)
+        try rebuild(name) { _ in spec }
+    }
+
+    /// As above, with the new spec computed from the current one under the catalog lock (VREBUILD's
+    /// merge), so a concurrent rename or drop cannot interleave: the definition is written under the
+    /// collection's current name, never under a name it no longer has.
+    public func rebuild(_ name: String, spec makeSpec: (IndexSpec) -> IndexSpec) throws {
+        let (c, spec): (Collection, IndexSpec) = try lock.withLock {
+            guard let c = collections[name] else { throw EngineError.unknownCollection(name) }
+            var definition = c.definition
+            let spec = makeSpec(definition.index).resolved
+            definition.index = spec
+            let encoded = try JSONEncoder().encode(definition)
+            try c.serializedWrite {
+                let batch = WriteBatch(for: store.db)
+                try storageCall {
+                    try store.putCollectionDefinition(name: name, Array(encoded), in: batch)
+                    try store.db.write(batch)
+                }
             }
+            return (c, spec)
         }
         c.rebuild(with: spec)
     }
@@ -198,35 +222,40 @@ public final class CollectionCatalog: @unchecked Sendable {
         guard let source = collections[from] else { throw EngineError.unknownCollection(from) }
         guard from != to else { return }
         let target = collections[to]
-        try source.serializedWrite {
-            var definition = source.definition
-            definition.name = to
-            let encoded = try JSONEncoder().encode(definition)
-            let batch = WriteBatch(for: store.db)
-            try storageCall {
-                if let target { try store.deleteCollection(name: to, id: target.definition.id, in: batch) }
-                try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(from))
-                try batch.put(StoreLayout.meta, StoreLayout.collectionKey(to), Array(encoded))
-                try store.db.write(batch)
+        let write = {
+            try source.serializedWrite {
+                var definition = source.definition
+                definition.name = to
+                let encoded = try JSONEncoder().encode(definition)
+                let batch = WriteBatch(for: self.store.db)
+                try storageCall {
+                    if let target { try self.store.deleteCollection(name: to, id: target.definition.id, in: batch) }
+                    try self.store.deleteCollectionDefinition(name: from, in: batch)
+                    try self.store.putCollectionDefinition(name: to, Array(encoded), in: batch)
+                    try self.store.db.write(batch)
+                }
+                source.setName(to)
             }
-            source.setName(to)
         }
-        target?.markDropped()
+        // The replaced collection is marked dropped in the same step as the batch that deletes it.
+        if let target { try target.drop(write) } else { try write() }
         collections[to] = source
         collections[from] = nil
     }
 
-    /// Deletes a collection and all its records. Returns false when it did not exist.
+    /// Deletes a collection and all its records. Returns false when it did not exist. When the delete
+    /// cannot be written (a full disk), the collection stays listed and usable and the error is thrown.
     @discardableResult
     public func drop(_ name: String) throws -> Bool {
         lock.lock()
         defer { lock.unlock() }
         guard let c = collections[name] else { return false }
-        c.markDropped()
-        let batch = WriteBatch(for: store.db)
-        try storageCall {
-            try store.deleteCollection(name: name, id: c.definition.id, in: batch)
-            try store.db.write(batch)
+        try c.drop {
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try store.deleteCollection(name: name, id: c.definition.id, in: batch)
+                try store.db.write(batch)
+            }
         }
         collections[name] = nil
         return true

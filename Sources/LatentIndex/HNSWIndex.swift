@@ -54,9 +54,10 @@ public final class HNSWIndex: VectorIndex {
                 capacity: Int = 1024) {
         self.metric = metric
         self.dimension = dimension
-        self.m = max(2, m)
+        let parameters = IndexSpec.hnswParameters(m: m, efConstruction: efConstruction)
+        self.m = parameters.m
         m0 = 2 * self.m
-        self.efConstruction = max(efConstruction, self.m)
+        self.efConstruction = parameters.efConstruction
         kernelMetric = metric == .cosine ? .ip : metric
         levelMultiplier = 1 / log(Double(self.m))
         rng = SplitMix64(seed: seed)

@@ -26,6 +26,36 @@ public struct IndexSpec: Equatable, Sendable, Codable {
 
     public static let defaultM = 16
     public static let defaultEfConstruction = 200
+
+    /// HNSW's build parameters as the graph uses them: M at least 2, efConstruction at least M (a
+    /// candidate list shorter than M could not fill a node's links). One rule for the index and the catalog.
+    public static func hnswParameters(m: Int?, efConstruction: Int?) -> (m: Int, efConstruction: Int) {
+        let m = max(2, m ?? defaultM)
+        return (m, max(efConstruction ?? defaultEfConstruction, m))
+    }
+
+    /// The spec exactly as an index built from it reports it (defaults filled in, values clamped as the
+    /// index clamps them). Stored definitions are resolved, so a built index always equals its definition
+    /// (a definition that differed from every build it caused made builds loop). IVF's NLIST stays nil
+    /// when it is to be chosen from the collection's size at each build.
+    public var resolved: IndexSpec {
+        switch kind {
+        case .flat: return .flat
+        case .hnsw:
+            let p = Self.hnswParameters(m: m, efConstruction: efConstruction)
+            return IndexSpec(kind: .hnsw, m: p.m, efConstruction: p.efConstruction)
+        case .ivf: return IndexSpec(kind: .ivf, nlist: nlist)
+        }
+    }
+
+    /// VREBUILD's merge, in one place: options given replace the current ones; options not given keep
+    /// the current value when the kind stays, and take the new kind's defaults when it changes.
+    public func rebuilt(kind newKind: Kind?, m newM: Int?, efConstruction newEf: Int?, nlist newNlist: Int?) -> IndexSpec {
+        let target = newKind ?? kind
+        let same = target == kind
+        return IndexSpec(kind: target, m: newM ?? (same ? m : nil), efConstruction: newEf ?? (same ? efConstruction : nil),
+                         nlist: newNlist ?? (same ? nlist : nil)).resolved
+    }
 }
 
 /// Per-query knobs; an index ignores the ones that do not apply to it.

@@ -251,13 +251,7 @@ public final class CommandExecutor: @unchecked Sendable {
             try catalog.rename(key, to: newKey)
             return .ok
         case .vrebuild(let key, let kind, let m, let efConstruction, let nlist):
-            let current = try catalog.require(key).definition.index
-            let newKind = kind ?? current.kind
-            let sameKind = newKind == current.kind
-            let spec = IndexSpec(kind: newKind, m: m ?? (sameKind ? current.m : nil),
-                                 efConstruction: efConstruction ?? (sameKind ? current.efConstruction : nil),
-                                 nlist: nlist ?? (sameKind ? current.nlist : nil))
-            try catalog.rebuild(key, spec: spec)
+            try catalog.rebuild(key) { $0.rebuilt(kind: kind, m: m, efConstruction: efConstruction, nlist: nlist) }
             return .ok
         default:
             return .err("internal: \(command.name) is not a vector command")
@@ -271,7 +265,7 @@ public final class CommandExecutor: @unchecked Sendable {
         if case .element(_, let from?) = request.input { names.append(from) }
         let collections = names.map { catalog.collection($0) }
         guard collections.allSatisfy({ $0 != nil }) else { return try similar(request) }
-        let dependencies = collections.map { ResultCache.Dependency(collection: ObjectIdentifier($0!), version: $0!.writeVersion) }
+        let dependencies = collections.map { ResultCache.Dependency(collection: $0!.collectionId, version: $0!.writeVersion) }
         let key = ResultCache.key(args.map { Array($0.readableBytesView) })
         if let hit = cache.lookup(key, current: dependencies) { return hit }
         let reply = try similar(request)

@@ -3,15 +3,21 @@ import LatentProtocol
 
 /// An LRU cache of VSIM replies, bounded in bytes.
 ///
-/// Entries remember the identity and write version of every collection the answer depends on (the
+/// Entries remember the never-reused id and write version of every collection the answer depends on (the
 /// searched one and a FROM one). A lookup compares them with the current ones, so an answer is never
 /// served after a write, a drop or a rename touched those collections: stale entries are simply missed
 /// and replaced. Collections bump their version after a write is visible, and the executor reads the
 /// versions before searching, so a reply computed across a write is stored under the older version.
 public final class ResultCache: @unchecked Sendable {
     public struct Dependency: Equatable, Sendable {
-        var collection: ObjectIdentifier
+        /// The collection's id: never reused, unlike a name (VDROP then VCREATE) or an object address.
+        var collection: UInt32
         var version: UInt64
+
+        public init(collection: UInt32, version: UInt64) {
+            self.collection = collection
+            self.version = version
+        }
     }
 
     private struct Entry {

@@ -140,6 +140,30 @@ public final class LatentStore: @unchecked Sendable {
         return next
     }
 
+    /// Reserves the next collection id by adding the counter's update to `batch`, so the id and the
+    /// definition that uses it are written together. Callers serialise reservations (the catalog lock).
+    public func reserveCollectionId(in batch: WriteBatch) throws -> UInt32 {
+        lock.lock()
+        defer { lock.unlock() }
+        var next: UInt32 = 1
+        if let raw = try db.get(StoreLayout.meta, StoreLayout.nextCollectionIdKey), raw.count == 4 {
+            next = UInt32(raw[0]) | UInt32(raw[1]) << 8 | UInt32(raw[2]) << 16 | UInt32(raw[3]) << 24
+        }
+        guard next < UInt32.max else { throw StorageError(.rocksdb, "collection ids are exhausted (4,294,967,295 created)") }
+        try batch.put(StoreLayout.meta, StoreLayout.nextCollectionIdKey, littleEndian(next + 1))
+        return next
+    }
+
+    /// Adds a collection definition (its encoded form) under `name` to `batch`.
+    public func putCollectionDefinition(name: String, _ encoded: [UInt8], in batch: WriteBatch) throws {
+        try batch.put(StoreLayout.meta, StoreLayout.collectionKey(name), encoded)
+    }
+
+    /// Adds the removal of `name`'s definition (only: the records stay, as a rename needs) to `batch`.
+    public func deleteCollectionDefinition(name: String, in batch: WriteBatch) throws {
+        try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(name))
+    }
+
     /// Adds the records that delete a whole collection to `batch`.
     public func deleteCollection(name: String, id: UInt32, in batch: WriteBatch) throws {
         try batch.delete(StoreLayout.meta, StoreLayout.collectionKey(name))

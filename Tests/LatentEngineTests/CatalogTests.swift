@@ -117,6 +117,77 @@ final class CatalogTests: XCTestCase {
         XCTAssertNil(catalog.collection("x"))
     }
 
+    // Regression (issue 7): VRENAME racing with VREBUILD could store the rebuilt definition under the old
+    // name, leaving a second catalog entry sharing the collection's id (a ghost in VLIST after a restart,
+    // whose drop deleted the other collection's data).
+    func testRenameRacingRebuildLeavesNoGhost() throws {
+        do {
+            let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+            let c = try catalog.create(name: "a", dimension: 2, metric: .l2)
+            for i in 0..<50 { try c.upsert(id: "e\(i)", vector: [Float(i), 1]) }
+            let group = DispatchGroup()
+            DispatchQueue.global().async(group: group) {
+                for i in 0..<300 { try? catalog.rename(i % 2 == 0 ? "a" : "b", to: i % 2 == 0 ? "b" : "a") }
+            }
+            DispatchQueue.global().async(group: group) {
+                for i in 0..<300 {
+                    let spec = IndexSpec(kind: i % 3 == 0 ? .flat : .hnsw, m: 8 + i % 4)
+                    try? catalog.rebuild("a", spec: spec)
+                    try? catalog.rebuild("b", spec: spec)
+                }
+            }
+            group.wait()
+            XCTAssertEqual(catalog.names.count, 1)
+            catalog.close()
+        }
+        let reopened = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { reopened.close() }
+        XCTAssertEqual(reopened.names.count, 1, "ghost collection after restart: \(reopened.names)")
+        XCTAssertEqual(reopened.all.first?.count, 50)
+    }
+
+    func testCatalogWhereTwoNamesShareAnIdIsRefused() throws {
+        do {
+            let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+            try catalog.create(name: "a", dimension: 2, metric: .l2)
+            // Forge the ghost an older version could leave: a second definition with the same id.
+            var ghost = catalog.collection("a")!.definition
+            ghost.name = "ghost"
+            let batch = WriteBatch(for: catalog.store.db)
+            try catalog.store.putCollectionDefinition(name: "ghost", Array(try JSONEncoder().encode(ghost)), in: batch)
+            try catalog.store.db.write(batch)
+            catalog.close()
+        }
+        XCTAssertThrowsError(try CollectionCatalog(directory: directory, fsync: .no)) { error in
+            XCTAssertTrue("\(error)".contains("share id"), "\(error)")
+        }
+    }
+
+    // Regression (issue 7): EF_CONSTRUCTION below M was clamped by the index but stored as given, so the
+    // built index never equalled its definition and builds looped (~140 builds a second).
+    func testClampedIndexParametersDoNotLoopBuilds() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "x", dimension: 8, metric: .l2, index: IndexSpec(kind: .hnsw, m: 16, efConstruction: 4))
+        XCTAssertEqual(c.definition.index, IndexSpec(kind: .hnsw, m: 16, efConstruction: 16))
+        for i in 0..<20 { try c.upsert(id: "e\(i)", vector: (0..<8).map { Float($0 * i) }) }
+        Thread.sleep(forTimeInterval: 1.5)
+        let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+        XCTAssertLessThanOrEqual(Int(info["builds"] ?? "") ?? 999, 2, "\(info)")
+        XCTAssertEqual(IndexSpec(kind: .hnsw, m: 1, efConstruction: nil).resolved, IndexSpec(kind: .hnsw, m: 2, efConstruction: 200))
+        XCTAssertEqual(IndexSpec(kind: .ivf, m: 5, nlist: 3).resolved, IndexSpec(kind: .ivf, nlist: 3))
+    }
+
+    func testFailedDropLeavesTheCollectionUsable() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "x", dimension: 1, metric: .ip)
+        struct Full: Error {}
+        XCTAssertThrowsError(try c.drop { throw Full() })
+        XCTAssertNoThrow(try c.upsert(id: "a", vector: [1]))
+        XCTAssertTrue(try catalog.drop("x"))
+    }
+
     func testConcurrentWritersAndReaders() throws {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
         defer { catalog.close() }

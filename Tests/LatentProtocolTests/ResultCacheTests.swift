@@ -6,7 +6,7 @@ import NIOCore
 import XCTest
 
 final class ResultCacheTests: XCTestCase {
-    private let a = ResultCache.Dependency(collection: ObjectIdentifier(NSObject.self), version: 1)
+    private let a = ResultCache.Dependency(collection: 7, version: 1)
 
     func testLRUEvictionByBytes() {
         let cache = ResultCache(capacityBytes: 1000)
@@ -82,6 +82,25 @@ final class CachedSearchTests: XCTestCase {
         XCTAssertEqual(run(e, query), .array([.bulk("z")]))
         guard case .bulkString(let info) = run(e, "INFO stats") else { return XCTFail() }
         XCTAssertTrue(String(buffer: info).contains("query_cache_hits:1"))
+    }
+
+    // Regression (issue 7): the cache identified collections by object address + version, so a collection
+    // dropped and recreated under the same name (a new object, often at the freed address, with the same
+    // number of writes) was served the old collection's answer.
+    func testDropAndRecreateNeverServesTheOldCollectionsAnswer() {
+        var config = ServerConfiguration()
+        config.queryCacheBytes = 1 << 20
+        let e = CommandExecutor(catalog: catalog, configuration: config)
+        for round in 0..<50 {
+            _ = run(e, "VCREATE items DIM 2 METRIC IP")
+            _ = run(e, "VADD items VALUES 2 1 0 old\(round)")
+            XCTAssertEqual(run(e, "VSIM items VALUES 2 1 0 COUNT 1"), .array([.bulk("old\(round)")]))
+            _ = run(e, "VDROP items")
+            _ = run(e, "VCREATE items DIM 2 METRIC IP")
+            _ = run(e, "VADD items VALUES 2 1 0 new\(round)")
+            XCTAssertEqual(run(e, "VSIM items VALUES 2 1 0 COUNT 1"), .array([.bulk("new\(round)")]), "round \(round)")
+            _ = run(e, "VDROP items")
+        }
     }
 
     func testZeroTurnsTheCacheOff() {
