@@ -7,6 +7,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case dimensionMismatch(collection: String, expected: Int, got: Int)
     case nonFiniteComponent(index: Int)
     case zeroVectorUnderCosine
+    case normOutOfRange(norm: Double, tooLarge: Bool)
     case invalidAttributes(String)
     case attributesTooLarge(bytes: Int)
     case unknownCollection(String)
@@ -35,6 +36,10 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
             return "vector component \(i) is NaN or infinite: every component must be a finite number"
         case .zeroVectorUnderCosine:
             return "the zero vector has no direction: COSINE collections need a non-zero vector"
+        case .normOutOfRange(let norm, true):
+            return "vector norm \(norm) is too large: float32 distances would overflow; scale vectors to a norm of at most \(Float(Validation.maxNorm))"
+        case .normOutOfRange(let norm, false):
+            return "vector norm \(norm) is too small: float32 cannot normalise it under COSINE; scale it to a norm of at least \(Float(Validation.minCosineNorm))"
         case .invalidAttributes(let why):
             return "invalid JSON attributes: \(why)"
         case .attributesTooLarge(let n):

@@ -27,12 +27,29 @@ enum Validation {
             throw EngineError.dimensionMismatch(collection: collection, expected: dimension, got: v.count)
         }
         var allZero = true
+        var squaredNorm = 0.0
         for (i, x) in v.enumerated() {
             if !x.isFinite { throw EngineError.nonFiniteComponent(index: i) }
             if x != 0 { allZero = false }
+            squaredNorm += Double(x) * Double(x)
         }
         if metric == .cosine && allZero { throw EngineError.zeroVectorUnderCosine }
+        // Distances are computed in float32. With every norm at most maxNorm, |a.b| <= |a||b| and
+        // |a-b|^2 <= (|a|+|b|)^2 stay finite, and so does every partial sum on the way (Cauchy-Schwarz
+        // on prefixes), so no score is inf and no inf - inf becomes NaN. Under COSINE the squared norm
+        // must also be a normal float32, or 1/norm would be infinite.
+        if squaredNorm > Validation.maxNorm * Validation.maxNorm {
+            throw EngineError.normOutOfRange(norm: squaredNorm.squareRoot(), tooLarge: true)
+        }
+        if metric == .cosine && squaredNorm < Validation.minCosineNorm * Validation.minCosineNorm {
+            throw EngineError.normOutOfRange(norm: squaredNorm.squareRoot(), tooLarge: false)
+        }
     }
+
+    /// Largest vector norm: (2 * maxNorm)^2 must be a finite float32 (greatest is ~3.4e38).
+    static let maxNorm = 9.0e18
+    /// Smallest norm under COSINE: its square must be a normal float32 (least normal is ~1.18e-38).
+    static let minCosineNorm = 1.1e-19
 
     /// A JSON object of at most 64 KiB. Returns its bytes unchanged (users get back what they sent).
     static func attributes(_ json: String) throws -> [UInt8] {

@@ -188,6 +188,38 @@ final class CatalogTests: XCTestCase {
         XCTAssertTrue(try catalog.drop("x"))
     }
 
+    // Regression (issue 7): norms that overflow or underflow float32 made elements vanish from their own
+    // results (COSINE [1e30, 0] / [1e-30, 0]), IP products overflow to inf (inf - inf = NaN), L2 tie at inf.
+    func testVectorsWhoseDistancesWouldOverflowAreRefused() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        for metric in [Metric.cosine, .ip, .l2] {
+            let c = try catalog.create(name: "m\(metric.rawValue)", dimension: 2, metric: metric)
+            XCTAssertThrowsError(try c.upsert(id: "big", vector: [1e30, 0])) {
+                XCTAssertTrue("\($0)".contains("too large"), "\($0)")
+            }
+            XCTAssertThrowsError(try c.search([1e20, 1e20], SearchParameters(k: 1)))
+            // At the limit every distance is finite and ordered.
+            try c.upsert(id: "p", vector: [8e18, 0])
+            try c.upsert(id: "n", vector: [-8e18, 0])
+            try c.upsert(id: "one", vector: [1, 0])
+            let hits = try c.search([8e18, 0], SearchParameters(k: 3))
+            XCTAssertEqual(hits.count, 3)
+            XCTAssertTrue(hits.allSatisfy { $0.score.isFinite }, "\(metric): \(hits)")
+            // Under COSINE "one" and "p" point the same way and tie (ordered by id).
+            XCTAssertEqual(hits.first?.id, metric == .cosine ? "one" : "p", "\(metric): \(hits)")
+            XCTAssertEqual(hits.last?.id, "n", "\(metric): \(hits)")
+        }
+        let cosine = try XCTUnwrap(catalog.collection("mCOSINE"))
+        XCTAssertThrowsError(try cosine.upsert(id: "tiny", vector: [1e-30, 0])) { XCTAssertTrue("\($0)".contains("too small")) }
+        try cosine.upsert(id: "small", vector: [2e-19, 0])
+        let small = try cosine.search([2e-19, 0], SearchParameters(k: 4))
+        XCTAssertEqual(Set(small.prefix(3).map(\.id)), ["one", "p", "small"], "\(small)")
+        XCTAssertEqual(small[2].score, 1, accuracy: 1e-6)
+        // Tiny vectors are fine where nothing is normalised.
+        XCTAssertNoThrow(try catalog.collection("mL2")!.upsert(id: "tiny", vector: [1e-30, 0]))
+    }
+
     func testConcurrentWritersAndReaders() throws {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
         defer { catalog.close() }
