@@ -56,12 +56,19 @@ public final class CommandExecutor: @unchecked Sendable {
 
     /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
     /// under `--fsync always`) before any reply is released, so an acknowledged write is never lost.
-    public func execute(batch: [[ByteBuffer]], session: Session) -> [Outcome] {
+    /// Runs requests of `batch` in order and returns one outcome per request run: all of them, or fewer
+    /// when one ends the connection, the client is gone (`isCancelled`), or the replies so far reach
+    /// `replyBudgetBytes` (the caller runs the rest in a later batch).
+    public func execute(batch: [[ByteBuffer]], session: Session, isCancelled: () -> Bool = { false },
+                        replyBudgetBytes: Int = .max) -> [Outcome] {
+        var replyBytes = 0
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         var names: [String] = []
         var wrote: [Int] = []
         for args in batch {
+            // The client is gone: its remaining requests are not run (their replies could not be sent).
+            if isCancelled() { break }
             let (outcome, command) = execute(args, session: session)
             if let command {
                 names.append(command.name)
@@ -69,6 +76,8 @@ public final class CommandExecutor: @unchecked Sendable {
             }
             outcomes.append(outcome)
             if outcome.after != .none { break }
+            replyBytes += ResultCache.size(of: outcome.reply)
+            if replyBytes >= replyBudgetBytes { break }
         }
         if !wrote.isEmpty {
             do {

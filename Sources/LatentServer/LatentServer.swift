@@ -93,8 +93,11 @@ public final class LatentServer: @unchecked Sendable {
         let handler = RESPServerHandler(executor: executor, pool: pool, session: session, logger: logger,
                                         onShutdown: { [weak self] in self?.requestShutdown() })
         return channel.pipeline.eventLoop.makeCompletedFuture {
+            if configuration.idleTimeoutSeconds > 0 {
+                try channel.pipeline.syncOperations.addHandler(
+                    IdleStateHandler(readTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))))
+            }
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: configuration.limits, authentication: session.authentication)))
-            try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(RESPEncoder()))
             try channel.pipeline.syncOperations.addHandler(handler)
         }
     }

@@ -1,5 +1,6 @@
 import LatentProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -14,8 +15,8 @@ public struct DrainEvent: Sendable {}
 /// while too many requests are queued, so a client that never reads replies cannot grow memory.
 final class RESPServerHandler: ChannelDuplexHandler {
     typealias InboundIn = [ByteBuffer]
-    typealias OutboundIn = RESPValue
-    typealias OutboundOut = RESPValue
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let executor: CommandExecutor
     private let pool: NIOThreadPool
@@ -23,14 +24,22 @@ final class RESPServerHandler: ChannelDuplexHandler {
     private let onShutdown: @Sendable () -> Void
     private let logger: Logger
 
+    // Every field below is touched only on the channel's event loop (handler callbacks and the
+    // completion of a batch, which hops back to the loop through NIOLoopBound).
     private var queued: [[ByteBuffer]] = []
     private var running = false
     private var closing = false
     private var protocolError: RESPProtocolError?
     private var readSuppressed = false
+    /// Set when the connection is gone: the batch running on the pool stops at its next request
+    /// and the queued ones are dropped (a client that pipelines heavy queries and leaves costs nothing more).
+    private let cancelled = CancellationFlag()
 
     static let maxBatch = 512
     static let highWater = 4096
+    /// A batch stops once its replies reach this many bytes (estimated); the rest waits for the next one,
+    /// so unread large replies are bounded by about this plus the channel's high-water mark.
+    static let replyBudgetBytes = 4 << 20
 
     init(executor: CommandExecutor, pool: NIOThreadPool, session: Session, logger: Logger,
          onShutdown: @escaping @Sendable () -> Void) {
@@ -58,6 +67,20 @@ final class RESPServerHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelled.cancel()
+        queued.removeAll()
+        closing = true
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Replies wait in the channel while the client does not read them; the next batch runs only when
+        // the outbound buffer has drained below its low-water mark.
+        if context.channel.isWritable { runNextBatch(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let e = error as? RESPProtocolError {
             // Answer what came before the bad frame, then the error, then close (see runNextBatch).
@@ -71,6 +94,14 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // --timeout: nothing received for that long while nothing is in progress (as Redis' timeout).
+            if !running && queued.isEmpty {
+                logger.info("closing idle connection", metadata: ["client": "\(session.id)"])
+                context.close(promise: nil)
+            }
+            return
+        }
         if event is DrainEvent || (event as? ChannelEvent) == .inputClosed {
             closing = true
             runNextBatch(context: context)
@@ -80,25 +111,39 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     private func runNextBatch(context: ChannelHandlerContext) {
-        guard !running else { return }
+        guard !running, !cancelled.isCancelled else { return }
         if queued.isEmpty {
             if closing { finish(context: context) }
             return
         }
+        // Output back-pressure: while the client leaves replies unread, run nothing more for it. Reads
+        // stop too once `highWater` requests are queued, so its memory stays bounded.
+        guard context.channel.isWritable else { return }
         let take = min(queued.count, Self.maxBatch)
         let batch = Array(queued.prefix(take))
         queued.removeFirst(take)
         running = true
-        let executor = self.executor, session = self.session
+        let executor = self.executor, session = self.session, cancelled = self.cancelled
+        let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pool.runIfActive(eventLoop: context.eventLoop) {
-            executor.execute(batch: batch, session: session)
+        pool.runIfActive(eventLoop: context.eventLoop) { () -> BatchResult in
+            let outcomes = executor.execute(batch: batch, session: session, isCancelled: { cancelled.isCancelled },
+                                            replyBudgetBytes: Self.replyBudgetBytes)
+            // Encoded here, on the worker: a large reply never holds up the event loop's other connections.
+            var bytes = allocator.buffer(capacity: 256)
+            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes) }
+            return BatchResult(consumed: outcomes.count, after: outcomes.last?.after ?? .none, bytes: bytes)
         }.whenComplete { result in
             let (handler, context) = loopBound.value
             handler.running = false
+            if handler.cancelled.isCancelled { return }
             switch result {
-            case .success(let outcomes):
-                handler.deliver(outcomes, context: context)
+            case .success(let done):
+                // Requests the batch did not reach (reply budget) go back to the front of the queue.
+                if done.consumed < batch.count && done.after == .none {
+                    handler.queued.insert(contentsOf: batch[done.consumed...], at: 0)
+                }
+                handler.deliver(done, context: context)
             case .failure(let error):
                 handler.logger.error("worker pool refused a batch: \(error)")
                 context.close(promise: nil)
@@ -106,20 +151,23 @@ final class RESPServerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func deliver(_ outcomes: [Outcome], context: ChannelHandlerContext) {
-        for outcome in outcomes {
-            switch outcome.after {
-            case .none:
-                context.write(wrapOutboundOut(outcome.reply), promise: nil)
-            case .close:
-                context.write(wrapOutboundOut(outcome.reply), promise: nil)
-                closing = true
-                queued.removeAll()
-            case .shutdown:
-                closing = true
-                queued.removeAll()
-                onShutdown()
-            }
+    private struct BatchResult: Sendable {
+        var consumed: Int
+        var after: AfterReply
+        var bytes: ByteBuffer
+    }
+
+    private func deliver(_ done: BatchResult, context: ChannelHandlerContext) {
+        if done.bytes.readableBytes > 0 { context.write(wrapOutboundOut(done.bytes), promise: nil) }
+        switch done.after {
+        case .none: break
+        case .close:
+            closing = true
+            queued.removeAll()
+        case .shutdown:
+            closing = true
+            queued.removeAll()
+            onShutdown()
         }
         context.flush()
         if readSuppressed && queued.count < Self.highWater && !closing {
@@ -132,8 +180,19 @@ final class RESPServerHandler: ChannelDuplexHandler {
     private func finish(context: ChannelHandlerContext) {
         if let e = protocolError {
             protocolError = nil
-            context.writeAndFlush(wrapOutboundOut(.err(e.description)), promise: nil)
+            var bytes = context.channel.allocator.buffer(capacity: 64)
+            RESPValue.err(e.description).write(into: &bytes)
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
         }
         context.close(promise: nil)
     }
+}
+
+/// Set once, from the event loop, when a connection closes; read by the worker running its batch.
+/// Guarded by `lock`.
+final class CancellationFlag: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var value = false
+    func cancel() { lock.withLock { value = true } }
+    var isCancelled: Bool { lock.withLock { value } }
 }

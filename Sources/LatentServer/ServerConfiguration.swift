@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     /// Threads that run requests off the event loops (searches, writes).
     public var workerThreads = System.coreCount
     public var eventLoopThreads = System.coreCount
+    /// Close a connection after this many seconds without a request (Redis' `timeout`); 0 = never.
+    public var idleTimeoutSeconds = 0
 
     public init() {}
 }

@@ -39,11 +39,15 @@ struct LatentD: ParsableCommand {
     @Option(help: "Largest bulk string in a request, in bytes.")
     var protoMaxBulkLen = 512 * 1024 * 1024
 
+    @Option(help: "Close a client connection after this many seconds without a request (0 = never, as Redis' timeout).")
+    var timeout = 0
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (0...(365 * 86400)).contains(timeout) else { throw ValidationError("--timeout must be 0...31536000 seconds") }
         guard (1...1_000_000).contains(maxClients) else { throw ValidationError("--max-clients must be 1...1000000") }
         guard (0...(1 << 20)).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0...1048576 (1 TiB)") }
         guard (1024...RESPDecoderLimits.largestBulkBytes).contains(protoMaxBulkLen) else {
@@ -68,6 +72,7 @@ struct LatentD: ParsableCommand {
         config.maxClients = maxClients
         config.limits.maxBulkBytes = protoMaxBulkLen
         config.queryCacheBytes = queryCacheMb << 20
+        config.idleTimeoutSeconds = timeout
 
         let catalog: CollectionCatalog
         do {
