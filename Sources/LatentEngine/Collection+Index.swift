@@ -63,8 +63,9 @@ extension Collection {
             // IVF cannot place vectors before it has trained on some: until then everything is pending.
             return FlatIndex(metric: metric, buffer: buffer)
         case .hnsw:
+            // Created small: an empty collection costs a few KB, and the graph doubles as it grows.
             return HNSWIndex(metric: metric, dimension: dimension, m: spec.m ?? IndexSpec.defaultM,
-                             efConstruction: spec.efConstruction ?? IndexSpec.defaultEfConstruction)
+                             efConstruction: spec.efConstruction ?? IndexSpec.defaultEfConstruction, capacity: 0)
         }
     }
 

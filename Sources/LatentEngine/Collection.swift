@@ -88,7 +88,7 @@ public final class Collection: @unchecked Sendable {
         indexSpec = definition.index
         self.store = store
         self.indexer = indexer
-        buffer = VectorBuffer(dimension: definition.dimension, initialCapacity: 64)
+        buffer = VectorBuffer(dimension: definition.dimension, initialCapacity: 16)
         index = Collection.emptyIndex(for: definition.index, metric: definition.metric, dimension: definition.dimension,
                                       buffer: buffer)
     }

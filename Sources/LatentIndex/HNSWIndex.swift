@@ -47,7 +47,10 @@ public final class HNSWIndex: VectorIndex {
     fileprivate var maxLevel = -1
 
     private let scratchPool = ScratchPool()
-    private let stripes = StripedLocks(count: 4096)
+    /// Lock stripes for parallel builds, sized by the capacity the index is created with (an empty
+    /// collection's index takes 16, ~640 bytes; a build over n vectors up to 4,096). Fewer stripes than
+    /// nodes only means more sharing; inserts into a small index run one at a time (the drain).
+    private let stripes: StripedLocks
     private let entryLock = NSLock()
 
     public init(metric: Metric, dimension: Int, m: Int = 16, efConstruction: Int = 200, seed: UInt64 = 42,
@@ -61,9 +64,11 @@ public final class HNSWIndex: VectorIndex {
         kernelMetric = metric == .cosine ? .ip : metric
         levelMultiplier = 1 / log(Double(self.m))
         rng = SplitMix64(seed: seed)
-        self.capacity = max(capacity, 16)
+        // Capacity 0 is allowed: an empty collection's graph allocates nothing until its first node.
+        self.capacity = max(capacity, 0)
+        stripes = StripedLocks(count: min(4096, max(16, self.capacity)))
         stride = (dimension * 4 + (m0 + 1) * 4 + 63) / 64 * 64
-        level0 = .allocate(byteCount: self.capacity * stride, alignment: 64)
+        level0 = .allocate(byteCount: max(64, self.capacity * stride), alignment: 64)
     }
 
     deinit {
@@ -85,7 +90,7 @@ public final class HNSWIndex: VectorIndex {
 
     private func reserve(_ needed: Int) {
         guard needed > capacity else { return }
-        var newCapacity = capacity
+        var newCapacity = max(capacity, 16)
         while newCapacity < needed { newCapacity *= 2 }
         let block = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * stride, alignment: 64)
         block.copyMemory(from: level0, byteCount: count * stride)

@@ -88,3 +88,18 @@ def test_abandoned_heavy_pipeline_is_cancelled(data_dir):
         assert time.time() - started < 8, "queued work of a closed connection was still running"
     finally:
         s.kill()
+
+
+def test_ten_thousand_empty_collections_cost_under_100_mib(data_dir):
+    s = Server(data_dir).start()
+    try:
+        c = Client(s.port)
+        base = rss_mib(s.proc.pid)
+        for start in range(0, 10000, 1000):
+            replies = c.pipeline([("VCREATE", f"c{i}", "DIM", "128", "INDEX", "HNSW") for i in range(start, start + 1000)])
+            assert replies == ["OK"] * 1000
+        assert c.call("DBSIZE") == 10000
+        grown = rss_mib(s.proc.pid) - base
+        assert grown < 100, f"10,000 empty HNSW collections took {grown:.0f} MiB"
+    finally:
+        s.kill()
