@@ -1,48 +1,82 @@
 # LatentDB: `make run` starts the server, `make test` runs every test. Both install what they need.
+# `make run` needs no Python at all; the tests' Python packages go into a project virtualenv (.venv),
+# never into the system interpreter (Debian's is "externally managed", PEP 668).
 SHELL := /bin/bash
 PORT ?= 7379
 DATA_DIR ?= ./data
 SWIFT_TEST_FLAGS ?=
-PYTHON ?= python3
+# The interpreter the test virtualenv is made from: Debian's when present, else the first python3.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
+VENV ?= .venv
+VENV_PYTHON := $(VENV)/bin/python
+PREFIX ?= /usr/local
+DESTDIR ?=
+# Where `make install-files` takes the binaries from (install builds release first).
+BUILD_DIR ?= .build/release
+BUILD_INFO := Sources/CLatentSupport/build_info_generated.h
 
-.PHONY: run test demo deps build release unit-tests integration-tests bench clean-data
+.PHONY: run test demo deps server-deps test-deps build release unit-tests integration-tests clean-data \
+        buildinfo install install-files fuzz
 
-# System packages: RocksDB (with LZ4) to build against, redis-tools for the integration tests.
-deps:
+# What the server needs to build and run: RocksDB (with LZ4) and pkg-config. Nothing else.
+server-deps:
 	@missing=""; \
 	pkg-config --exists rocksdb 2>/dev/null && [ -f /usr/include/rocksdb/c.h ] || missing="$$missing librocksdb-dev"; \
 	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
-	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
-	  else \
-	    echo "LatentDB needs:$$missing"; echo "run: sudo apt-get install -y$$missing"; exit 1; \
-	  fi; \
-	fi
-	@$(PYTHON) -c "import pytest, redis, numpy, pyspark" 2>/dev/null || $(PYTHON) -m pip install -q pytest redis numpy pyspark
+	tools/apt_install.sh $$missing
 
-build: deps
+# What the tests add: redis-tools, python3-venv, and a virtualenv with the Python packages.
+test-deps: server-deps
+	@missing=""; \
+	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	tools/apt_install.sh $$missing
+	@[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -m venv $(VENV)
+	@$(VENV_PYTHON) -c "import pytest, redis, numpy, pyspark" 2>/dev/null || \
+	  $(VENV_PYTHON) -m pip install -q --disable-pip-version-check pytest redis numpy pyspark
+
+deps: test-deps
+
+# Build facts for --version and INFO; rewritten only when they change, so builds stay incremental.
+buildinfo:
+	@commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	git diff --quiet HEAD 2>/dev/null || commit="$$commit-dirty"; \
+	rocks=$$(pkg-config --modversion rocksdb 2>/dev/null || echo unknown); \
+	text="#define LATENT_GIT_COMMIT \"$$commit\""$$'\n'"#define LATENT_BUILD_DATE \"$$(date -u +%Y-%m-%d)\""$$'\n'"#define LATENT_ROCKSDB_VERSION \"$$rocks\""; \
+	[ "$$(cat $(BUILD_INFO) 2>/dev/null)" = "$$text" ] || { echo "$$text" > $(BUILD_INFO); touch Sources/CLatentSupport/latent_build_info.c; }
+
+build: server-deps buildinfo
 	swift build
 
-release: deps
+release: server-deps buildinfo
 	swift build -c release
 
 run: release
 	.build/release/latentd --port $(PORT) --data-dir $(DATA_DIR)
 
 demo: release
+	@command -v redis-cli >/dev/null || tools/apt_install.sh redis-tools
 	tools/demo.sh
 
 unit-tests: build
 	swift test --disable-swift-testing $(SWIFT_TEST_FLAGS)
 
-integration-tests: build
-	LATENTD_BIN=$(CURDIR)/.build/debug/latentd LATENTCTL_BIN=$(CURDIR)/.build/debug/latentctl $(PYTHON) -m pytest -q tests/integration
+integration-tests: build test-deps
+	LATENTD_BIN=$(CURDIR)/.build/debug/latentd LATENTCTL_BIN=$(CURDIR)/.build/debug/latentctl \
+	  $(VENV_PYTHON) -m pytest -q tests/integration
 
-test: unit-tests integration-tests
+test: test-deps unit-tests integration-tests
+
+# Installs the binaries, the example configuration and the systemd unit (with PREFIX in its paths).
+install: release install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/latentdb
+	install -m 755 $(BUILD_DIR)/latentd $(BUILD_DIR)/latentctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 tools/latentd.conf $(DESTDIR)$(PREFIX)/share/latentdb/latentd.conf
+	sed 's|@PREFIX@|$(PREFIX)|g' tools/latentd.service > $(DESTDIR)$(PREFIX)/share/latentdb/latentd.service
+	@echo "installed latentd and latentctl in $(DESTDIR)$(PREFIX)/bin; config and unit in $(DESTDIR)$(PREFIX)/share/latentdb"
 
 clean-data:
 	rm -rf $(DATA_DIR)

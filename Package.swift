@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "CLatentSupport"),
         .target(name: "LatentIndex", dependencies: ["LatentVectors", "CLatentSupport"]),
         .target(name: "LatentEngine", dependencies: [
-            "LatentStorage", "LatentIndex", "LatentVectors",
+            "LatentStorage", "LatentIndex", "LatentVectors", "CLatentSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Collections", package: "swift-collections"),
         ]),

@@ -57,7 +57,9 @@ public enum Command: Equatable, Sendable {
     case shutdown
     case command(subcommand: String?)
     case configGet([String])
-    case configSet
+    /// `CONFIG SET name value [name value ...]`, as pairs flattened in order.
+    case configSet([String])
+    case configRewrite
     case client(subcommand: String, arguments: [String])
     case select(Int)
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
@@ -93,7 +95,7 @@ public enum Command: Equatable, Sendable {
         case .info: return "info"
         case .shutdown: return "shutdown"
         case .command: return "command"
-        case .configGet, .configSet: return "config"
+        case .configGet, .configSet, .configRewrite: return "config"
         case .client: return "client"
         case .select: return "select"
         case .hello: return "hello"

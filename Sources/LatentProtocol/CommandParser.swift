@@ -33,9 +33,13 @@ public enum CommandParser {
                 try a.arity(3...)
                 return .configGet((2..<a.count).map { a.string($0) })
             case "set":
-                return .configSet
+                guard a.count >= 4, a.count % 2 == 0 else { throw CommandError.wrongArity("config|set") }
+                return .configSet((2..<a.count).map { a.string($0) })
+            case "rewrite":
+                try a.arity(2...2)
+                return .configRewrite
             default:
-                throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1))': only GET is supported")
+                throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET or REWRITE")
             }
         case "client":
             try a.arity(2...)

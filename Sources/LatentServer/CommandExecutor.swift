@@ -41,17 +41,27 @@ public struct Outcome: Equatable, Sendable {
 
 /// Runs requests against the catalog. No sockets: the connection handler hands it batches of requests
 /// on a worker thread, and tests call it directly.
+/// All fields are immutable references to thread-safe objects (each guards its own state).
 public final class CommandExecutor: @unchecked Sendable {
     public let catalog: CollectionCatalog
-    public let configuration: ServerConfiguration
+    public let settings: RuntimeConfiguration
     public let stats: ServerStats
     public let cache: ResultCache
 
-    public init(catalog: CollectionCatalog, configuration: ServerConfiguration, stats: ServerStats = ServerStats()) {
+    /// The effective configuration now (CONFIG SET may change it between requests).
+    public var configuration: ServerConfiguration { settings.current }
+
+    public convenience init(catalog: CollectionCatalog, configuration: ServerConfiguration, stats: ServerStats = ServerStats()) {
+        self.init(catalog: catalog, settings: RuntimeConfiguration(configuration), stats: stats)
+    }
+
+    public init(catalog: CollectionCatalog, settings: RuntimeConfiguration, stats: ServerStats = ServerStats()) {
         self.catalog = catalog
-        self.configuration = configuration
+        self.settings = settings
         self.stats = stats
-        cache = ResultCache(capacityBytes: configuration.queryCacheBytes)
+        let cache = ResultCache(capacityBytes: settings.current.queryCacheBytes)
+        self.cache = cache
+        settings.observe { cache.resize(capacityBytes: $0.queryCacheBytes) }
     }
 
     /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
@@ -123,6 +133,22 @@ public final class CommandExecutor: @unchecked Sendable {
 
     private let noAuth = "NOAUTH Authentication required."
 
+    /// CONFIG GET with Redis' glob patterns over every directive, plus the Redis settings clients ask
+    /// about on connect (save, appendonly, databases) with the values that describe latentd.
+    private func configGet(_ patterns: [String]) -> [RESPValue] {
+        let config = configuration
+        var known: [(String, String)] = ConfigSchema.directives.map { ($0.name, $0.get(config)) }
+        known += [("save", ""), ("appendonly", "no"), ("databases", "1")]
+        var out: [RESPValue] = []
+        var seen = Set<String>()
+        for pattern in patterns.map({ $0.lowercased() }) {
+            for (k, v) in known where fnmatch(pattern, k, 0) == 0 && seen.insert(k).inserted {
+                out += [.bulk(k), .bulk(v)]
+            }
+        }
+        return out
+    }
+
     /// AUTH and HELLO ... AUTH: user "default" only; the password compared as bytes in constant time.
     private func authenticate(user: String?, password: [UInt8], session: Session) -> RESPValue {
         guard let expected = configuration.password else {
@@ -188,18 +214,22 @@ public final class CommandExecutor: @unchecked Sendable {
             // redis-cli asks for COMMAND DOCS on connect; an empty answer makes it fall back to plain mode.
             return Outcome(reply: sub == "count" ? .integer(0) : .array([]))
         case .configGet(let patterns):
-            var out: [RESPValue] = []
-            let known: [(String, String)] = [("save", ""), ("appendonly", "no"), ("appendfsync", catalog.fsync.rawValue),
-                                             ("maxclients", String(configuration.maxClients)),
-                                             ("port", String(configuration.port)), ("bind", configuration.host),
-                                             ("databases", "1"), ("dir", configuration.dataDirectory),
-                                             ("proto-max-bulk-len", String(configuration.limits.maxBulkBytes))]
-            for p in patterns.map({ $0.lowercased() }) {
-                for (k, v) in known where p == "*" || p == k { out += [.bulk(k), .bulk(v)] }
+            return Outcome(reply: .array(configGet(patterns)))
+        case .configSet(let flat):
+            let pairs = stride(from: 0, to: flat.count, by: 2).map { (flat[$0], flat[$0 + 1]) }
+            do {
+                try settings.set(pairs)
+            } catch let e as ConfigValueError {
+                return Outcome(reply: .err(e.description))
             }
-            return Outcome(reply: .array(out))
-        case .configSet:
-            return Outcome(reply: .err("CONFIG SET is not supported: restart latentd with the flag instead"))
+            return Outcome(reply: .ok)
+        case .configRewrite:
+            do {
+                try settings.rewrite()
+            } catch {
+                return Outcome(reply: .err("\(error)"))
+            }
+            return Outcome(reply: .ok)
         case .client(let sub, let arguments):
             switch sub {
             case "setinfo": return Outcome(reply: .ok)

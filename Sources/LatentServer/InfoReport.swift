@@ -4,7 +4,7 @@ import LatentEngine
 /// The text INFO returns: `# Section` headers and `key:value` lines, as Redis prints them, so tools
 /// that read Redis' INFO (redis-cli, exporters) can read it too.
 struct InfoReport {
-    static let version = "0.1.0"
+    static var version: String { BuildInfo.version }
     let executor: CommandExecutor
 
     static let sections = ["server", "clients", "stats", "memory", "persistence", "keyspace"]
@@ -29,7 +29,10 @@ struct InfoReport {
                      ("process_id", String(ProcessInfo.processInfo.processIdentifier)),
                      ("tcp_port", String(config.port)),
                      ("uptime_in_seconds", String(Int(Date().timeIntervalSince(executor.stats.startTime)))),
-                     ("data_dir", config.dataDirectory)]
+                     ("data_dir", config.dataDirectory),
+                     ("latentdb_git_sha1", BuildInfo.gitCommit), ("latentdb_build_date", BuildInfo.buildDate),
+                     ("rocksdb_version", BuildInfo.rocksDBVersion), ("distance_kernels", BuildInfo.kernelPath),
+                     ("config_file", executor.settings.configFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "")]
         case "clients":
             lines = [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients))]
         case "stats":

@@ -29,7 +29,11 @@ public struct ServerStartError: Error, CustomStringConvertible {
 
 /// The TCP server: NIO event loops for I/O, a worker pool for requests, and an orderly shutdown
 /// (stop accepting, let every connection finish what it received, then the caller closes the store).
+///
+/// Guarding: `serverChannel` is set by `start()` before any connection exists and read after; the
+/// connection table and counters are NIOLockedValueBoxes; everything else is immutable.
 public final class LatentServer: @unchecked Sendable {
+    /// The configuration at startup (the live one is `executor.configuration`).
     public let configuration: ServerConfiguration
     public let executor: CommandExecutor
     private let group: MultiThreadedEventLoopGroup
@@ -41,10 +45,15 @@ public final class LatentServer: @unchecked Sendable {
     private let shutdownPromise: EventLoopPromise<Void>
     private let shutdownOnce = NIOLockedValueBox(false)
 
-    public init(configuration: ServerConfiguration, catalog: CollectionCatalog, logger: Logger) {
+    public convenience init(configuration: ServerConfiguration, catalog: CollectionCatalog, logger: Logger) {
+        self.init(settings: RuntimeConfiguration(configuration), catalog: catalog, logger: logger)
+    }
+
+    public init(settings: RuntimeConfiguration, catalog: CollectionCatalog, logger: Logger) {
+        let configuration = settings.current
         self.configuration = configuration
         self.logger = logger
-        executor = CommandExecutor(catalog: catalog, configuration: configuration)
+        executor = CommandExecutor(catalog: catalog, settings: settings)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
         pool.start()
@@ -76,6 +85,8 @@ public final class LatentServer: @unchecked Sendable {
     }
 
     private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        // Read per connection: CONFIG SET maxclients / timeout apply to connections made after it.
+        let configuration = executor.configuration
         guard executor.stats.connectionOpened(maxClients: configuration.maxClients) else {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(RejectConnectionHandler(reason: "max number of clients reached"))

@@ -33,7 +33,8 @@ public final class ResultCache: @unchecked Sendable {
         public var hits = 0, misses = 0, evictions = 0, bytes = 0, entries = 0
     }
 
-    public let capacityBytes: Int
+    /// Guarded by `lock` (CONFIG SET query-cache-mb changes it while requests run).
+    private var capacity: Int
     private let lock = NIOLock()
     private var index: [[UInt8]: Int] = [:]
     private var entries: [Entry] = []
@@ -43,10 +44,23 @@ public final class ResultCache: @unchecked Sendable {
     private var stats = Stats()
 
     public init(capacityBytes: Int) {
-        self.capacityBytes = capacityBytes
+        capacity = capacityBytes
     }
 
+    public var capacityBytes: Int { lock.withLock { capacity } }
+
     public var isEnabled: Bool { capacityBytes > 0 }
+
+    /// Changes the bound, evicting least recently used entries until the cache fits (0 empties it).
+    public func resize(capacityBytes: Int) {
+        lock.withLock {
+            capacity = capacityBytes
+            while stats.bytes > capacity, tail >= 0 {
+                remove(tail)
+                stats.evictions += 1
+            }
+        }
+    }
 
     public func snapshot() -> Stats { lock.withLock { stats } }
 
@@ -70,10 +84,10 @@ public final class ResultCache: @unchecked Sendable {
 
     public func store(_ key: [UInt8], reply: RESPValue, dependencies: [Dependency]) {
         let bytes = key.count + ResultCache.size(of: reply) + 96
-        guard bytes <= capacityBytes else { return }
         lock.withLock {
+            guard bytes <= capacity else { return }
             if let old = index[key] { remove(old) }
-            while stats.bytes + bytes > capacityBytes, tail >= 0 {
+            while stats.bytes + bytes > capacity, tail >= 0 {
                 remove(tail)
                 stats.evictions += 1
             }

@@ -8,6 +8,16 @@
 /// Deliberately not `@inlinable`: inlined into another module, the SIMD code would be compiled with that
 /// module's flags (no AVX2) and measured 4x slower than the scalar loop. A call per vector costs far less.
 public enum DistanceKernels {
+    /// The code the kernels were compiled to (this target's flags in Package.swift).
+    public static let codePath: String = {
+        #if arch(x86_64)
+        return "x86-64-v3 (AVX2, FMA), chosen at compile time"
+        #elseif arch(arm64)
+        return "arm64 NEON, chosen at compile time"
+        #else
+        return "portable SIMD, chosen at compile time"
+        #endif
+    }()
     @inline(__always)
     static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import LatentEngine
 
 @main
 struct LatentCtl: ParsableCommand {
@@ -19,6 +20,7 @@ struct LatentCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latentctl",
         abstract: "LatentDB operator's tool.",
+        version: BuildInfo.versionText(program: "latentctl"),
         subcommands: [Train.self, Load.self, Info.self, Rebuild.self, Bench.self])
 }
 

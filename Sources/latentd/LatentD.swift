@@ -6,81 +6,75 @@ import LatentServer
 import LatentStorage
 import Logging
 
-extension FsyncPolicy: ExpressibleByArgument {}
-extension Logger.Level: @retroactive ExpressibleByArgument {}
-
 @main
 struct LatentD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latentd",
-        abstract: "LatentDB server: vector collections over a RESP (Redis-compatible) protocol, stored in RocksDB.")
+        abstract: "LatentDB server: vector collections over a RESP (Redis-compatible) protocol, stored in RocksDB.",
+        discussion: """
+        Settings come from the defaults, then the --config file, then the flags (flags win). Every flag is \
+        also a configuration directive; see tools/latentd.conf for the file format and each directive.
+        """,
+        version: BuildInfo.versionText(program: "latentd"))
 
-    @Option(help: "Address to listen on.")
-    var bind = "127.0.0.1"
+    @Option(help: "Configuration file in redis.conf format (directive value lines, # comments, include).")
+    var config: String?
 
-    @Option(help: "TCP port to listen on (0 picks a free one).")
-    var port = 7379
+    // Values are kept as text and validated by ConfigSchema, so a flag, a file line and CONFIG SET
+    // accept exactly the same values.
+    @Option(help: "Address to listen on (default 127.0.0.1).") var bind: String?
+    @Option(help: "TCP port to listen on, 0 picks a free one (default 7379).") var port: String?
+    @Option(help: "Directory of the RocksDB store, created when missing (default ./data).") var dataDir: String?
+    @Option(help: "Require AUTH with this password (default: $LATENTD_PASSWORD, or none).") var requirepass: String?
+    @Option(help: "When the write-ahead log is synced: always (before each reply), everysec (default), no.") var fsync: String?
+    @Option(help: "Most concurrent client connections (default 10000).") var maxClients: String?
+    @Option(help: "MiB of VSIM replies cached for repeated queries, 0 turns the cache off (default 64).") var queryCacheMb: String?
+    @Option(help: "Largest bulk string in a request, in bytes (default 536870912).") var protoMaxBulkLen: String?
+    @Option(help: "Close a client connection after this many seconds without a request, 0 = never (default 0).") var timeout: String?
+    @Option(help: "trace, debug, info (default), notice, warning, error or critical.") var logLevel: String?
 
-    @Option(help: "Directory of the RocksDB store (created when missing).")
-    var dataDir = "./data"
-
-    @Option(help: "Require AUTH with this password (default: $LATENTD_PASSWORD, or none).")
-    var requirepass: String?
-
-    @Option(help: "When the write-ahead log is synced: always (before each reply), everysec, no.")
-    var fsync: FsyncPolicy = .everysec
-
-    @Option(help: "Most concurrent client connections.")
-    var maxClients = 10_000
-
-    @Option(help: "MiB of VSIM replies cached for repeated queries (0 turns the cache off).")
-    var queryCacheMb = 64
-
-    @Option(help: "Largest bulk string in a request, in bytes.")
-    var protoMaxBulkLen = 512 * 1024 * 1024
-
-    @Option(help: "Close a client connection after this many seconds without a request (0 = never, as Redis' timeout).")
-    var timeout = 0
-
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: Logger.Level = .info
-
-    func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard (0...(365 * 86400)).contains(timeout) else { throw ValidationError("--timeout must be 0...31536000 seconds") }
-        guard (1...1_000_000).contains(maxClients) else { throw ValidationError("--max-clients must be 1...1000000") }
-        guard (0...(1 << 20)).contains(queryCacheMb) else { throw ValidationError("--query-cache-mb must be 0...1048576 (1 TiB)") }
-        guard (1024...RESPDecoderLimits.largestBulkBytes).contains(protoMaxBulkLen) else {
-            throw ValidationError("--proto-max-bulk-len must be 1024...\(RESPDecoderLimits.largestBulkBytes)")
+    /// The effective configuration: defaults < file < flags < $LATENTD_PASSWORD when no password was set.
+    func effectiveConfiguration() throws -> ServerConfiguration {
+        var c = ServerConfiguration()
+        if let config { try ConfigFile.apply(path: config, to: &c) }
+        let flags: [(String, String?)] = [("bind", bind), ("port", port), ("data-dir", dataDir), ("requirepass", requirepass),
+                                          ("fsync", fsync), ("max-clients", maxClients), ("query-cache-mb", queryCacheMb),
+                                          ("proto-max-bulk-len", protoMaxBulkLen), ("timeout", timeout), ("log-level", logLevel)]
+        for (flag, value) in flags {
+            guard let value else { continue }
+            guard let directive = ConfigSchema.directive(flag) else { continue }
+            do {
+                try directive.set(&c, value)
+            } catch let e as ConfigValueError {
+                throw ValidationError("--\(flag): \(e.description)")
+            }
         }
+        if c.password == nil, let env = ProcessInfo.processInfo.environment["LATENTD_PASSWORD"], !env.isEmpty {
+            c.password = env
+        }
+        return c
     }
 
     func run() throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let config: ServerConfiguration
+        do {
+            config = try effectiveConfiguration()
+        } catch let e as ConfigFileError {
+            fail("latentd: \(e)")
         }
+        let level = LogLevelBox(config.logLevel)
+        LoggingSystem.bootstrap { label in RuntimeLevelLogHandler(label: label, level: level) }
         let logger = Logger(label: "latentd")
-        var config = ServerConfiguration()
-        config.host = bind
-        config.port = port
-        config.dataDirectory = dataDir
-        config.password = requirepass ?? ProcessInfo.processInfo.environment["LATENTD_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
-        config.fsync = fsync
-        config.maxClients = maxClients
-        config.limits.maxBulkBytes = protoMaxBulkLen
-        config.queryCacheBytes = queryCacheMb << 20
-        config.idleTimeoutSeconds = timeout
+        let settings = RuntimeConfiguration(config, configFile: self.config)
+        settings.observe { level.level = $0.logLevel }
 
         let catalog: CollectionCatalog
         do {
-            catalog = try CollectionCatalog(directory: dataDir, fsync: fsync, logger: logger)
+            catalog = try CollectionCatalog(directory: config.dataDirectory, fsync: config.fsync, logger: logger)
         } catch {
-            fail("latentd: cannot open data directory \(dataDir): \(error)")
+            fail("latentd: cannot open data directory \(config.dataDirectory): \(error)")
         }
-        let server = LatentServer(configuration: config, catalog: catalog, logger: logger)
+        let server = LatentServer(settings: settings, catalog: catalog, logger: logger)
         do {
             try server.start()
         } catch {
@@ -88,7 +82,7 @@ struct LatentD: ParsableCommand {
             fail("latentd: \(error)")
         }
         // Announce the bound port on stdout so scripts and tests can use --port 0.
-        print("latentd ready on \(bind):\(server.boundPort ?? port)")
+        print("latentd ready on \(config.host):\(server.boundPort ?? config.port)")
         fflush(stdout)
 
         var sources: [DispatchSourceSignal] = []
@@ -106,7 +100,49 @@ struct LatentD: ParsableCommand {
     }
 
     func fail(_ message: String) -> Never {
-        FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+        FileHandle.standardError.write(Data((message + "\n").utf8))
         Foundation.exit(1)
+    }
+}
+
+/// The log level every handler reads; CONFIG SET loglevel changes it. Guarded by `lock`.
+final class LogLevelBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Logger.Level
+    init(_ level: Logger.Level) { value = level }
+    var level: Logger.Level {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// Standard error lines (what systemd's journal collects) at the level in `LogLevelBox`.
+struct RuntimeLevelLogHandler: LogHandler {
+    private var inner: StreamLogHandler
+    private let box: LogLevelBox
+
+    init(label: String, level: LogLevelBox) {
+        inner = StreamLogHandler.standardError(label: label)
+        inner.logLevel = .trace // filtering is done here, by the shared level
+        box = level
+    }
+
+    var logLevel: Logger.Level {
+        get { box.level }
+        set { box.level = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        inner.log(event: event)
     }
 }

@@ -1,6 +1,8 @@
 #ifndef LATENT_SUPPORT_H
 #define LATENT_SUPPORT_H
 
+#include "latent_build_info.h"
+
 /* Hints Swift has no spelling for. Graph search jumps to a random node per neighbor; asking for the
    next neighbor's memory while the current distance is computed hides much of that latency
    (hnswlib does the same). */

@@ -1,0 +1,93 @@
+import Foundation
+import LatentProtocol
+import LatentStorage
+import Logging
+
+/// A setting's value is wrong: the message says what is accepted.
+public struct ConfigValueError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One setting: its `latentd.conf` directive (Redis' name where Redis has one), its command-line flag,
+/// how its text is validated and applied, how CONFIG GET shows it, and whether CONFIG SET may change it
+/// while the server runs. Flags, file and CONFIG SET all go through `set`, so they accept the same values.
+public struct ConfigDirective: Sendable {
+    public let name: String
+    public let flag: String
+    public let help: String
+    public let runtime: Bool
+    public let get: @Sendable (ServerConfiguration) -> String
+    public let set: @Sendable (inout ServerConfiguration, String) throws -> Void
+}
+
+public enum ConfigSchema {
+    public static let directives: [ConfigDirective] = [
+        ConfigDirective(name: "bind", flag: "bind", help: "Address to listen on.", runtime: false,
+                        get: { $0.host }, set: { c, v in
+                            guard !v.isEmpty, !v.contains(" ") else { throw ConfigValueError("bind takes one address, e.g. 127.0.0.1") }
+                            c.host = v
+                        }),
+        ConfigDirective(name: "port", flag: "port", help: "TCP port to listen on (0 picks a free one).", runtime: false,
+                        get: { String($0.port) }, set: { c, v in c.port = try integer(v, "port", 0...65535) }),
+        ConfigDirective(name: "dir", flag: "data-dir", help: "Directory of the RocksDB store (created when missing).",
+                        runtime: false, get: { $0.dataDirectory }, set: { c, v in
+                            guard !v.isEmpty else { throw ConfigValueError("dir needs a directory path") }
+                            c.dataDirectory = v
+                        }),
+        ConfigDirective(name: "requirepass", flag: "requirepass",
+                        help: "Require AUTH with this password (default: $LATENTD_PASSWORD, or none).", runtime: false,
+                        get: { $0.password ?? "" }, set: { c, v in c.password = v.isEmpty ? nil : v }),
+        ConfigDirective(name: "appendfsync", flag: "fsync",
+                        help: "When the write-ahead log is synced: always (before each reply), everysec, no.", runtime: false,
+                        get: { $0.fsync.rawValue }, set: { c, v in
+                            guard let p = FsyncPolicy(rawValue: v.lowercased()) else {
+                                throw ConfigValueError("appendfsync must be always, everysec or no, got '\(v)'")
+                            }
+                            c.fsync = p
+                        }),
+        ConfigDirective(name: "maxclients", flag: "max-clients", help: "Most concurrent client connections.", runtime: true,
+                        get: { String($0.maxClients) }, set: { c, v in c.maxClients = try integer(v, "maxclients", 1...1_000_000) }),
+        ConfigDirective(name: "timeout", flag: "timeout",
+                        help: "Close a client connection after this many seconds without a request (0 = never).",
+                        runtime: true, get: { String($0.idleTimeoutSeconds) },
+                        set: { c, v in c.idleTimeoutSeconds = try integer(v, "timeout", 0...(365 * 86400)) }),
+        ConfigDirective(name: "query-cache-mb", flag: "query-cache-mb",
+                        help: "MiB of VSIM replies cached for repeated queries (0 turns the cache off).", runtime: true,
+                        get: { String($0.queryCacheBytes >> 20) },
+                        set: { c, v in c.queryCacheBytes = try integer(v, "query-cache-mb", 0...(1 << 20)) << 20 }),
+        ConfigDirective(name: "proto-max-bulk-len", flag: "proto-max-bulk-len", help: "Largest bulk string in a request, in bytes.",
+                        runtime: false, get: { String($0.limits.maxBulkBytes) },
+                        set: { c, v in
+                            c.limits.maxBulkBytes = try integer(v, "proto-max-bulk-len", 1024...RESPDecoderLimits.largestBulkBytes)
+                        }),
+        ConfigDirective(name: "loglevel", flag: "log-level",
+                        help: "trace, debug, info, notice, warning, error or critical (Redis' verbose and nothing also accepted).",
+                        runtime: true, get: { $0.logLevel.rawValue }, set: { c, v in c.logLevel = try logLevel(v) }),
+    ]
+
+    /// The directive called `name`, by its directive or flag name, case-insensitively.
+    public static func directive(_ name: String) -> ConfigDirective? {
+        let n = name.lowercased()
+        return directives.first { $0.name == n || $0.flag == n }
+    }
+
+    static func integer(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let v = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(v) else {
+            throw ConfigValueError("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text.prefix(64))'")
+        }
+        return v
+    }
+
+    static func logLevel(_ text: String) throws -> Logger.Level {
+        switch text.lowercased() {
+        case "verbose": return .info
+        case "nothing": return .critical
+        case let s:
+            guard let level = Logger.Level(rawValue: s) else {
+                throw ConfigValueError("loglevel must be trace, debug, info, notice, warning, error or critical, got '\(text.prefix(64))'")
+            }
+            return level
+        }
+    }
+}
