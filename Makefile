@@ -16,7 +16,7 @@ BUILD_DIR ?= .build/release
 BUILD_INFO := Sources/CLatentSupport/build_info_generated.h
 
 .PHONY: run test demo deps server-deps test-deps build release unit-tests integration-tests clean-data \
-        buildinfo install install-files fuzz
+        buildinfo install install-files fuzz fuzz-short fuzz-replay
 
 # What the server needs to build and run: RocksDB (with LZ4) and pkg-config. Nothing else.
 server-deps:
@@ -66,7 +66,19 @@ integration-tests: build test-deps
 	LATENTD_BIN=$(CURDIR)/.build/debug/latentd LATENTCTL_BIN=$(CURDIR)/.build/debug/latentctl \
 	  $(VENV_PYTHON) -m pytest -q tests/integration
 
-test: test-deps unit-tests integration-tests
+# The request path under libFuzzer + AddressSanitizer (.build-fuzz): 60 s in `make test`, 20 min here.
+# The seed corpus is also replayed through the plain debug build (no sanitizer) by fuzz-replay.
+FUZZ_SECONDS ?= 1200
+fuzz: server-deps
+	tools/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-short: server-deps
+	tools/fuzz.sh 60
+
+fuzz-replay: build
+	.build/debug/latent-fuzz tests/fuzz/corpus
+
+test: test-deps unit-tests integration-tests fuzz-replay fuzz-short
 
 # Installs the binaries, the example configuration and the systemd unit (with PREFIX in its paths).
 install: release install-files

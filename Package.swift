@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "latentd", targets: ["latentd"]),
         .executable(name: "latentctl", targets: ["latentctl"]),
+        .executable(name: "latent-fuzz", targets: ["LatentFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -46,6 +47,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libFuzzer target over the request path (make fuzz): built only with -sanitize=fuzzer, whose
+        // runtime provides main, hence -parse-as-library.
+        .executableTarget(name: "LatentFuzz", dependencies: [
+            "LatentServer", "LatentEngine", "LatentProtocol", "CLatentSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // Matrix factorisation and the file formats around it: its own module, no server dependencies.
         .target(name: "LatentMF", dependencies: ["LatentVectors", "CLatentSupport"]),
         .executableTarget(name: "latentctl", dependencies: [
