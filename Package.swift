@@ -22,9 +22,12 @@ let package = Package(
                        providers: [.apt(["librocksdb-dev", "liblz4-dev"])]),
         .target(name: "LatentStorage", dependencies: ["CRocksDB"]),
         // The distance kernels are the one place where AVX2/FMA code generation pays (5-6x measured);
-        // the flag is kept to this target so the rest of the build stays portable.
+        // the flag is kept to this target so the rest of the build stays portable. No -Ounchecked: the
+        // kernels' hot loops run over unsafe pointers (no bounds checks to remove), and with it every
+        // precondition and overflow check of the module was compiled out, debug builds included
+        // (measured back to back: +1% to +5% ns per vector, within this VM's drift; docs/benchmarks.md).
         .target(name: "LatentVectors",
-                swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Ounchecked"])]),
+                swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]),
         .target(name: "CLatentSupport"),
         .target(name: "LatentIndex", dependencies: ["LatentVectors", "CLatentSupport"]),
         .target(name: "LatentEngine", dependencies: [
