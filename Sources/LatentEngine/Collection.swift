@@ -23,9 +23,10 @@ public struct CollectionDefinition: Codable, Equatable, Sendable {
 
 /// One search hit as users see it.
 public struct SearchHit: Equatable, Sendable {
-    public var id: String
+    public var id: ElementID
     public var score: Double
-    public var attributes: String?
+    /// The element's JSON attributes, bytes as stored.
+    public var attributes: [UInt8]?
 }
 
 /// A named set of vectors with one dimension, metric and index.
@@ -56,8 +57,8 @@ public final class Collection: @unchecked Sendable {
     let state = ReadWriteLock()
     // Guarded by `state` (reads) and by `writeMutex` + `state` (writes).
     let buffer: VectorBuffer
-    private var slotOf: [String: UInt32] = [:]
-    var idOf: [String?] = []
+    private var slotOf: [ElementID: UInt32] = [:]
+    var idOf: [ElementID?] = []
     private var freeSlots: [UInt32] = []
     /// The requested index (VCREATE / VREBUILD); `index` is the one serving now.
     var indexSpec: IndexSpec
@@ -107,7 +108,8 @@ public final class Collection: @unchecked Sendable {
             phase = now
         }
         try state.withWriteLock {
-            try store.scanKeys(collection: collectionId) { id, slot in
+            try store.scanKeys(collection: collectionId) { bytes, slot in
+                let id = ElementID(bytes: bytes)
                 slotOf[id] = slot
                 if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
                 idOf[Int(slot)] = id
@@ -179,7 +181,7 @@ public final class Collection: @unchecked Sendable {
     /// Adds or replaces an element. Returns true when it was added, false when it replaced one.
     /// `attributes` nil keeps the current attributes; the whole change is one WriteBatch.
     @discardableResult
-    public func upsert(id: String, vector: [Float], attributes: String? = nil) throws -> Bool {
+    public func upsert(id: ElementID, vector: [Float], attributes: [UInt8]? = nil) throws -> Bool {
         try Validation.elementId(id)
         try Validation.vector(vector, collection: name, dimension: dimension, metric: metric)
         let attrBytes = try attributes.map(Validation.attributes)
@@ -191,7 +193,7 @@ public final class Collection: @unchecked Sendable {
             try storageCall {
                 try batch.put(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot), vectorBytes(vector))
                 if existing == nil {
-                    try batch.put(StoreLayout.keys, StoreLayout.idKey(collectionId, id), StoreLayout.bigEndian(slot))
+                    try batch.put(StoreLayout.keys, StoreLayout.idKey(collectionId, id.bytes), StoreLayout.bigEndian(slot))
                     // A reused slot may still carry a deleted element's attributes.
                     if attrBytes == nil { try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot)) }
                 }
@@ -213,13 +215,13 @@ public final class Collection: @unchecked Sendable {
 
     /// Deletes an element with its vector and attributes. Returns false when it did not exist.
     @discardableResult
-    public func remove(id: String) throws -> Bool {
+    public func remove(id: ElementID) throws -> Bool {
         try withWriter {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.delete(StoreLayout.keys, StoreLayout.idKey(collectionId, id))
-                try batch.delete(StoreLayout.seen, StoreLayout.idKey(collectionId, id))
+                try batch.delete(StoreLayout.keys, StoreLayout.idKey(collectionId, id.bytes))
+                try batch.delete(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes))
                 try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot))
                 try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot))
                 try store.db.write(batch)
@@ -237,7 +239,7 @@ public final class Collection: @unchecked Sendable {
 
     /// Sets (or, with an empty string, removes) an element's JSON attributes. False when it does not exist.
     @discardableResult
-    public func setAttributes(id: String, json: String) throws -> Bool {
+    public func setAttributes(id: ElementID, json: [UInt8]) throws -> Bool {
         let bytes = json.isEmpty ? nil : try Validation.attributes(json)
         return try withWriter {
             guard let slot = slotOf[id] else { return false }
@@ -254,12 +256,12 @@ public final class Collection: @unchecked Sendable {
     /// Stores the items a user element rated (keyed by element id; VSIM ... EXCLUDE-SEEN reads them).
     /// False when the element does not exist.
     @discardableResult
-    public func setSeen(id: String, items: [String]) throws -> Bool {
+    public func setSeen(id: ElementID, items: [ElementID]) throws -> Bool {
         try withWriter {
             guard slotOf[id] != nil else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.put(StoreLayout.seen, StoreLayout.idKey(collectionId, id), Array(items.joined(separator: "\n").utf8))
+                try batch.put(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes), SeenList.encode(items))
                 try store.db.write(batch)
             }
             return true
@@ -267,9 +269,9 @@ public final class Collection: @unchecked Sendable {
     }
 
     /// The items stored for a user element with `setSeen` (empty when none).
-    public func seen(of id: String) throws -> [String] {
-        guard let raw = try storageCall({ try store.db.get(StoreLayout.seen, StoreLayout.idKey(collectionId, id)) }) else { return [] }
-        return String(decoding: raw, as: UTF8.self).split(separator: "\n").map(String.init)
+    public func seen(of id: ElementID) throws -> [ElementID] {
+        guard let raw = try storageCall({ try store.db.get(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes)) }) else { return [] }
+        return try SeenList.decode(raw)
     }
 
     /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix, and a
@@ -313,26 +315,26 @@ public final class Collection: @unchecked Sendable {
 
     public var count: Int { state.withReadLock { slotOf.count } }
 
-    public func contains(_ id: String) -> Bool { state.withReadLock { slotOf[id] != nil } }
+    public func contains(_ id: ElementID) -> Bool { state.withReadLock { slotOf[id] != nil } }
 
-    public func vector(of id: String) -> [Float]? {
+    public func vector(of id: ElementID) -> [Float]? {
         state.withReadLock { slotOf[id].map { buffer.copyVector(Int($0)) } }
     }
 
     /// The element's JSON attributes, nil when it has none. Throws when the element does not exist.
-    public func attributes(of id: String) throws -> String? {
+    public func attributes(of id: ElementID) throws -> [UInt8]? {
         guard let slot = state.withReadLock({ slotOf[id] }) else { throw EngineError.elementNotFound(id) }
         return try attributes(slot: slot)
     }
 
-    private func attributes(slot: UInt32) throws -> String? {
-        try storageCall { try store.attributes(collection: collectionId, slot: slot) }.map { String(decoding: $0, as: UTF8.self) }
+    private func attributes(slot: UInt32) throws -> [UInt8]? {
+        try storageCall { try store.attributes(collection: collectionId, slot: slot) }
     }
 
     /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
     /// What the index has not seen yet (the pending tail) is scanned exactly and merged in.
     public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
-                       withAttributes: Bool = false, excluding: Set<String> = []) throws -> [SearchHit] {
+                       withAttributes: Bool = false, excluding: Set<ElementID> = []) throws -> [SearchHit] {
         try Validation.count(params.k)
         // Excluded elements are removed after the search, so ask for that many more.
         var params = params
@@ -343,9 +345,10 @@ public final class Collection: @unchecked Sendable {
         }
         try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
         if let ef = params.ef, ef < 1 { throw EngineError.invalidCount(ef) }
-        let hits: [(String, Double, UInt32)] = state.withReadLock {
+        let hits: [(ElementID, Double, UInt32)] = state.withReadLock {
             let ids = idOf
-            let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? "") < (ids[Int(b)] ?? "") }
+            let none = ElementID(bytes: [])
+            let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
             let found: [Neighbor] = query.withUnsafeBufferPointer { q in
                 if exact || index is FlatIndex {
                     return FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
@@ -359,7 +362,7 @@ public final class Collection: @unchecked Sendable {
                 var seen = Set<UInt32>()
                 return Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
             }
-            var hits: [(String, Double, UInt32)] = []
+            var hits: [(ElementID, Double, UInt32)] = []
             for n in found {
                 guard let id = idOf[Int(n.slot)], !excluding.contains(id) else { continue }
                 hits.append((id, metric.score(fromDistance: n.distance), n.slot))
@@ -413,11 +416,12 @@ public final class Collection: @unchecked Sendable {
 
     public var memoryBytes: Int { state.withReadLock { memoryBytesLocked() } }
 
-    /// Vectors, norms and liveness, plus about 64 bytes per id for the two id maps and the id's own bytes.
+    /// Vectors, norms and liveness, plus the two id maps: per id its array's header and bytes (shared by
+    /// both maps: one copy-on-write buffer), the map slots and the dictionary's hash table.
     private func memoryBytesLocked() -> Int {
         var idBytes = 0
-        for id in slotOf.keys { idBytes += id.utf8.count > 15 ? id.utf8.count : 0 }
-        return buffer.memoryBytes + index.memoryBytes + idOf.count * 16 + slotOf.count * 48 + idBytes + pending.count * 8
+        for id in slotOf.keys { idBytes += 32 + id.count }
+        return buffer.memoryBytes + index.memoryBytes + idOf.count * 8 + slotOf.count * 48 + idBytes + pending.count * 8
     }
 }
 

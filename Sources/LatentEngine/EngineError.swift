@@ -1,3 +1,5 @@
+import LatentVectors
+
 /// Everything the engine can reject, with a message that tells the user how to fix the input.
 /// The protocol layer sends `message` after `-ERR `.
 public enum EngineError: Error, Equatable, CustomStringConvertible {
@@ -12,7 +14,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case attributesTooLarge(bytes: Int)
     case unknownCollection(String)
     case collectionExists(String)
-    case elementNotFound(String)
+    case elementNotFound(ElementID)
     case invalidCount(Int)
     case collectionDropped(String)
     case storage(String)
@@ -49,7 +51,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .collectionExists(let n):
             return "collection '\(n)' already exists"
         case .elementNotFound(let e):
-            return "element '\(e.prefix(140))' not found in set"
+            return "element '\(e.description.prefix(140))' not found in set"
         case .invalidCount(let k):
             return "COUNT \(k) is out of range: must be between 1 and \(EngineError.maxCount)"
         case .collectionDropped(let n):

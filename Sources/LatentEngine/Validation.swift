@@ -14,8 +14,8 @@ enum Validation {
         if d < 1 || d > EngineError.maxDimension { throw EngineError.invalidDimension(d) }
     }
 
-    static func elementId(_ id: String) throws {
-        let n = id.utf8.count
+    static func elementId(_ id: ElementID) throws {
+        let n = id.count
         if n == 0 { throw EngineError.invalidElementId("it is empty; use 1..\(EngineError.maxElementIdBytes) bytes") }
         if n > EngineError.maxElementIdBytes {
             throw EngineError.invalidElementId("it is \(n) bytes; at most \(EngineError.maxElementIdBytes) are allowed")
@@ -51,14 +51,17 @@ enum Validation {
     /// Smallest norm under COSINE: its square must be a normal float32 (least normal is ~1.18e-38).
     static let minCosineNorm = 1.1e-19
 
-    /// A JSON object of at most 64 KiB. Returns its bytes unchanged (users get back what they sent).
-    static func attributes(_ json: String) throws -> [UInt8] {
-        let bytes = Array(json.utf8)
+    /// A JSON object of at most 64 KiB, in valid UTF-8 (JSON's encoding). Returns its bytes unchanged
+    /// (users get back exactly what they sent).
+    static func attributes(_ bytes: [UInt8]) throws -> [UInt8] {
         if bytes.count > EngineError.maxAttributeBytes { throw EngineError.attributesTooLarge(bytes: bytes.count) }
         let parsed: Any
         do {
             parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
         } catch {
+            if String(validating: bytes, as: UTF8.self) == nil {
+                throw EngineError.invalidAttributes("not valid UTF-8; JSON text must be UTF-8 encoded")
+            }
             throw EngineError.invalidAttributes("not valid JSON; send an object such as {\"year\":1995}")
         }
         guard parsed is [String: Any] else {

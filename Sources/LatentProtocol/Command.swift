@@ -6,7 +6,7 @@ import NIOCore
 public enum QueryInput: Equatable, Sendable {
     case vector([Float])
     /// An element's stored vector, from `collection` (another one, with FROM) or from the searched one.
-    case element(String, from: String?)
+    case element(ElementID, from: String?)
 }
 
 public struct VSimRequest: Equatable, Sendable {
@@ -66,22 +66,22 @@ public enum Command: Equatable, Sendable {
     case hello(protocolVersion: Int?, auth: Credentials?, setName: String?)
     case dbsize
     case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec)
-    case vadd(key: String, vector: [Float], element: String, attributes: String?)
+    case vadd(key: String, vector: [Float], element: ElementID, attributes: [UInt8]?)
     case vsim(VSimRequest)
-    case vrem(key: String, element: String)
-    case vismember(key: String, element: String)
-    case vemb(key: String, element: String)
+    case vrem(key: String, element: ElementID)
+    case vismember(key: String, element: ElementID)
+    case vemb(key: String, element: ElementID)
     case vcard(key: String)
     case vdim(key: String)
-    case vsetattr(key: String, element: String, json: String)
-    case vgetattr(key: String, element: String)
+    case vsetattr(key: String, element: ElementID, json: [UInt8])
+    case vgetattr(key: String, element: ElementID)
     case vinfo(key: String)
     case vlist
     case vdrop(key: String)
     /// Renames a collection, replacing one of the new name (as Redis' RENAME).
     case vrename(key: String, newKey: String)
     /// Stores the items a user element has seen (rated), for VSIM ... EXCLUDE-SEEN.
-    case vsetseen(key: String, element: String, items: [String])
+    case vsetseen(key: String, element: ElementID, items: [ElementID])
     /// Index options not given are nil: the collection keeps its current kind and the defaults.
     case vrebuild(key: String, kind: IndexSpec.Kind?, m: Int?, efConstruction: Int?, nlist: Int?)
 

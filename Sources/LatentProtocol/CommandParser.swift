@@ -59,7 +59,7 @@ public enum CommandParser {
             return try parseVSim(&a)
         case "vrem", "vismember", "vemb", "vgetattr":
             try a.arity(3...(name == "vemb" ? 4 : 3))
-            let (key, element) = (a.string(1), a.string(2))
+            let (key, element) = (a.string(1), a.element(2))
             switch name {
             case "vrem": return .vrem(key: key, element: element)
             case "vismember": return .vismember(key: key, element: element)
@@ -83,10 +83,10 @@ public enum CommandParser {
             return .vrename(key: a.string(1), newKey: a.string(2))
         case "vsetseen":
             try a.arity(3...)
-            return .vsetseen(key: a.string(1), element: a.string(2), items: (3..<a.count).map { a.string($0) })
+            return .vsetseen(key: a.string(1), element: a.element(2), items: (3..<a.count).map { a.element($0) })
         case "vsetattr":
             try a.arity(4...4)
-            return .vsetattr(key: a.string(1), element: a.string(2), json: a.string(3))
+            return .vsetattr(key: a.string(1), element: a.element(2), json: a.bytes(3))
         case "vrebuild":
             try a.arity(2...)
             guard a.count % 2 == 0 else { throw CommandError.syntax("option \(a.string(a.count - 1).uppercased()) needs a value") }
@@ -168,9 +168,9 @@ public enum CommandParser {
         }
         let vector = try a.vector(at: &i)
         guard i < a.count else { throw CommandError.wrongArity("vadd") }
-        let element = a.string(i)
+        let element = a.element(i)
         i += 1
-        var attributes: String?
+        var attributes: [UInt8]?
         while i < a.count {
             let option = a.string(i).uppercased()
             switch option {
@@ -184,7 +184,7 @@ public enum CommandParser {
                 i += 2
             case "SETATTR":
                 guard i + 1 < a.count else { throw CommandError.syntax("option SETATTR needs a JSON value") }
-                attributes = a.string(i + 1)
+                attributes = a.bytes(i + 1)
                 i += 2
             default:
                 throw CommandError.syntax("unknown VADD option '\(a.string(i))': use SETATTR json, CAS, NOQUANT, EF or M")
@@ -202,7 +202,7 @@ public enum CommandParser {
         let input: QueryInput
         if a.string(i).uppercased() == "ELE" {
             guard i + 1 < a.count else { throw CommandError.syntax("ELE needs an element") }
-            let element = a.string(i + 1)
+            let element = a.element(i + 1)
             i += 2
             var from: String?
             if i < a.count && a.string(i).uppercased() == "FROM" {
@@ -256,6 +256,9 @@ struct Arguments {
     func string(_ i: Int) -> String { String(buffer: args[i]) }
 
     func bytes(_ i: Int) -> [UInt8] { Array(args[i].readableBytesView) }
+
+    /// An element id: the argument's bytes as sent (binary-safe, never decoded as text).
+    func element(_ i: Int) -> ElementID { ElementID(bytes: bytes(i)) }
 
     func arity(_ range: ClosedRange<Int>) throws {
         if !range.contains(args.count) { throw CommandError.wrongArity(command) }

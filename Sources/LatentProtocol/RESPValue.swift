@@ -19,6 +19,7 @@ public enum RESPValue: Equatable, Sendable {
     }
 
     public static func bulk(_ s: String) -> RESPValue { .bulkString(ByteBuffer(string: s)) }
+    public static func bulk(bytes: [UInt8]) -> RESPValue { .bulkString(ByteBuffer(bytes: bytes)) }
 
     /// An "ERR ..." error reply.
     public static func err(_ message: String) -> RESPValue { .error("ERR " + message) }

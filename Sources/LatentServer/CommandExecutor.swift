@@ -275,7 +275,12 @@ public final class CommandExecutor: @unchecked Sendable {
             return .integer(try c.setAttributes(id: element, json: json) ? 1 : 0)
         case .vgetattr(let key, let element):
             guard let c = catalog.collection(key), c.contains(element) else { return .null }
-            return (try? c.attributes(of: element)).flatMap { $0.map { RESPValue.bulk($0) } } ?? .null
+            // A storage error (a damaged attrs file) is reported, never turned into a silent null.
+            do {
+                return try c.attributes(of: element).map { RESPValue.bulk(bytes: $0) } ?? .null
+            } catch EngineError.elementNotFound {
+                return .null // deleted between the check and the read
+            }
         case .vinfo(let key):
             guard let c = catalog.collection(key) else { return .null }
             return .array(c.info().flatMap { [RESPValue.bulk($0.0), .bulk($0.1)] })
@@ -318,7 +323,7 @@ public final class CommandExecutor: @unchecked Sendable {
             return .array([])
         }
         let query: [Float]
-        var excluding = Set<String>()
+        var excluding = Set<ElementID>()
         switch request.input {
         case .vector(let v):
             query = v
@@ -334,9 +339,9 @@ public final class CommandExecutor: @unchecked Sendable {
         var out: [RESPValue] = []
         out.reserveCapacity(hits.count * (1 + (request.withScores ? 1 : 0) + (request.withAttributes ? 1 : 0)))
         for hit in hits {
-            out.append(.bulk(hit.id))
+            out.append(.bulk(bytes: hit.id.bytes))
             if request.withScores { out.append(.bulk(Self.format(hit.score))) }
-            if request.withAttributes { out.append(hit.attributes.map { .bulk($0) } ?? .null) }
+            if request.withAttributes { out.append(hit.attributes.map { .bulk(bytes: $0) } ?? .null) }
         }
         return .array(out)
     }

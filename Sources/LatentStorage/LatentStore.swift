@@ -31,8 +31,8 @@ public enum StoreLayout {
         bigEndian(collection) + bigEndian(slot)
     }
 
-    /// keys: collection id ++ the external id's UTF-8 bytes.
-    public static func idKey(_ collection: UInt32, _ id: String) -> [UInt8] { bigEndian(collection) + Array(id.utf8) }
+    /// keys: collection id ++ the external id's bytes (as the client sent them).
+    public static func idKey(_ collection: UInt32, _ id: [UInt8]) -> [UInt8] { bigEndian(collection) + id }
 
     public static func bigEndian(_ v: UInt32) -> [UInt8] {
         [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
@@ -183,10 +183,10 @@ public final class LatentStore: @unchecked Sendable {
     }
 
     /// Streams a collection's id map: (external id, internal id).
-    public func scanKeys(collection: UInt32, _ body: (String, UInt32) throws -> Void) throws {
+    public func scanKeys(collection: UInt32, _ body: ([UInt8], UInt32) throws -> Void) throws {
         try db.scan(StoreLayout.keys, prefix: StoreLayout.prefix(collection)) { k, v in
             guard v.count == 4 else { throw StorageError(.rocksdb, "corrupt id map value of \(v.count) bytes") }
-            try body(String(decoding: k[4...], as: UTF8.self), StoreLayout.readBigEndian(v, at: 0))
+            try body(Array(k[4...]), StoreLayout.readBigEndian(v, at: 0))
             return true
         }
     }

@@ -90,12 +90,12 @@ struct Load: ParsableCommand {
             let c = try catalog.create(name: temp, dimension: v.matrix.columns, metric: m, index: IndexSpec(kind: IndexSpec.Kind(rawValue: index.uppercased())!))
             let bar = ProgressBar(title: name, total: v.ids.count)
             for r in 0..<v.ids.count {
-                try c.upsert(id: v.ids[r], vector: Array(v.matrix.row(r)))
+                try c.upsert(id: ElementID(v.ids[r]), vector: Array(v.matrix.row(r)))
                 if r % 5000 == 0 { bar.update(fraction: Double(r) / Double(v.ids.count)) }
             }
             let (attributes, seen) = extras.forCollection(name, items: itemsCollection, users: usersCollection)
-            for (id, json) in attributes where c.contains(id) { try c.setAttributes(id: id, json: json) }
-            for (id, items) in seen where c.contains(id) { try c.setSeen(id: id, items: items) }
+            for (id, json) in attributes where c.contains(ElementID(id)) { try c.setAttributes(id: ElementID(id), json: Array(json.utf8)) }
+            for (id, items) in seen where c.contains(ElementID(id)) { try c.setSeen(id: ElementID(id), items: items.map { ElementID($0) }) }
             try catalog.store.db.syncWAL()
             try catalog.rename(temp, to: name)
             bar.finish()

@@ -24,12 +24,12 @@ final class CatalogTests: XCTestCase {
         var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
         let items = try catalog!.create(name: "items", dimension: 4, metric: .ip)
         try catalog!.create(name: "gone", dimension: 2, metric: .l2)
-        var expected: [String: [Float]] = [:]
+        var expected: [ElementID: [Float]] = [:]
         var rng = SystemRandomNumberGenerator()
         for i in 0..<300 {
             let v = (0..<4).map { _ in Float.random(in: -1...1, using: &rng) }
             expected["m\(i)"] = v
-            XCTAssertTrue(try items.upsert(id: "m\(i)", vector: v, attributes: i == 5 ? "{\"title\":\"five\"}" : nil))
+            XCTAssertTrue(try items.upsert(id: "m\(i)", vector: v, attributes: i == 5 ? Array("{\"title\":\"five\"}".utf8) : nil))
         }
         XCTAssertFalse(try items.upsert(id: "m7", vector: [1, 2, 3, 4]))
         expected["m7"] = [1, 2, 3, 4]
@@ -51,9 +51,9 @@ final class CatalogTests: XCTestCase {
         let again = try reopened.require("items")
         XCTAssertEqual(again.definition.metric, .ip)
         XCTAssertEqual(again.count, expected.count)
-        for (id, v) in expected { XCTAssertEqual(again.vector(of: id), v, id) }
+        for (id, v) in expected { XCTAssertEqual(again.vector(of: id), v, "\(id)") }
         XCTAssertNil(again.vector(of: "m100"))
-        XCTAssertEqual(try again.attributes(of: "m5"), "{\"title\":\"five\"}")
+        XCTAssertEqual(try again.attributes(of: "m5"), Array("{\"title\":\"five\"}".utf8))
         XCTAssertNil(try again.attributes(of: "fresh"))
         XCTAssertEqual(try again.search([0.1, 0.2, 0.3, 0.4], SearchParameters(k: 20)), before)
         // A new collection never reuses the dropped one's id.
@@ -71,14 +71,14 @@ final class CatalogTests: XCTestCase {
         assertEngineError(.nonFiniteComponent(index: 2)) { try c.upsert(id: "a", vector: [1, 1, .infinity]) }
         assertEngineError(.zeroVectorUnderCosine) { try c.upsert(id: "a", vector: [0, 0, 0]) }
         assertEngineError(.invalidAttributes("not valid JSON; send an object such as {\"year\":1995}")) {
-            try c.upsert(id: "a", vector: [1, 1, 1], attributes: "{oops")
+            try c.upsert(id: "a", vector: [1, 1, 1], attributes: Array("{oops".utf8))
         }
         assertEngineError(.attributesTooLarge(bytes: 70_000)) {
-            try c.upsert(id: "a", vector: [1, 1, 1], attributes: "{\"x\":\"" + String(repeating: "y", count: 70_000 - 8) + "\"}")
+            try c.upsert(id: "a", vector: [1, 1, 1], attributes: Array(("{\"x\":\"" + String(repeating: "y", count: 70_000 - 8) + "\"}").utf8))
         }
         assertEngineError(.invalidElementId("it is empty; use 1..512 bytes")) { try c.upsert(id: "", vector: [1, 1, 1]) }
         assertEngineError(.invalidElementId("it is 513 bytes; at most 512 are allowed")) {
-            try c.upsert(id: String(repeating: "i", count: 513), vector: [1, 1, 1])
+            try c.upsert(id: ElementID(String(repeating: "i", count: 513)), vector: [1, 1, 1])
         }
         assertEngineError(.invalidCount(0)) { _ = try c.search([1, 1, 1], SearchParameters(k: 0)) }
         assertEngineError(.invalidCount(10_001)) { _ = try c.search([1, 1, 1], SearchParameters(k: 10_001)) }
@@ -100,7 +100,7 @@ final class CatalogTests: XCTestCase {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
         defer { catalog.close() }
         let c = try catalog.create(name: "l2", dimension: 2, metric: .l2)
-        for id in ["d", "b", "a", "c"] { try c.upsert(id: id, vector: [1, 1]) }
+        for id: ElementID in ["d", "b", "a", "c"] { try c.upsert(id: id, vector: [1, 1]) }
         try c.upsert(id: "far", vector: [4, 5])
         let hits = try c.search([1, 1], SearchParameters(k: 5))
         XCTAssertEqual(hits.map(\.id), ["a", "b", "c", "d", "far"])
@@ -218,6 +218,46 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(small[2].score, 1, accuracy: 1e-6)
         // Tiny vectors are fine where nothing is normalised.
         XCTAssertNoThrow(try catalog.collection("mL2")!.upsert(id: "tiny", vector: [1e-30, 0]))
+    }
+
+    // Regression (issue 7): ids that are not valid UTF-8 collapsed to U+FFFD, so distinct elements
+    // overwrote each other. Ids are bytes now, end to end, and survive a restart.
+    func testElementIdsAreBinarySafe() throws {
+        let ids = [[0xFF], [0xFE], [0xC3], [0x00, 0x0A], Array("caf\u{E9}".utf8), Array("cafe\u{301}".utf8)].map { ElementID(bytes: $0) }
+        do {
+            let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+            let c = try catalog.create(name: "b", dimension: 2, metric: .l2)
+            for (i, id) in ids.enumerated() { XCTAssertTrue(try c.upsert(id: id, vector: [Float(i), 0]), "\(id) overwrote another id") }
+            XCTAssertEqual(c.count, ids.count)
+            // Seen lists hold binary ids, including ones with a newline.
+            XCTAssertTrue(try c.setSeen(id: ids[0], items: [ids[3], ids[1]]))
+            catalog.close()
+        }
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try XCTUnwrap(catalog.collection("b"))
+        XCTAssertEqual(c.count, ids.count)
+        for (i, id) in ids.enumerated() { XCTAssertEqual(c.vector(of: id), [Float(i), 0]) }
+        XCTAssertEqual(try c.seen(of: ids[0]), [ids[3], ids[1]])
+        XCTAssertEqual(try c.search([2, 0], SearchParameters(k: 1)).first?.id, ids[2])
+    }
+
+    func testSeenListsWrittenByVersion1StillRead() throws {
+        XCTAssertEqual(try SeenList.decode(Array("a\nbc\nd".utf8)), ["a", "bc", "d"])
+        XCTAssertEqual(try SeenList.decode(SeenList.encode(["x", ElementID(bytes: [0xFF, 0x0A])])), ["x", ElementID(bytes: [0xFF, 0x0A])])
+        XCTAssertThrowsError(try SeenList.decode([0xFF, 0x01, 0, 0, 0, 9, 1]))
+    }
+
+    func testAttributesMustBeUTF8AndAreKeptAsSent() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "a", dimension: 1, metric: .l2)
+        assertEngineError(.invalidAttributes("not valid UTF-8; JSON text must be UTF-8 encoded")) {
+            try c.upsert(id: "e", vector: [1], attributes: Array("{\"t\":\"".utf8) + [0xFF] + Array("\"}".utf8))
+        }
+        let exact = Array("{ \"t\" : \"caf\u{E9}\",\"n\":1.50 }".utf8)
+        try c.upsert(id: "e", vector: [1], attributes: exact)
+        XCTAssertEqual(try c.attributes(of: "e"), exact, "attributes are replied byte for byte")
     }
 
     func testConcurrentWritersAndReaders() throws {

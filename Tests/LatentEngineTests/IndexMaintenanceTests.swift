@@ -164,7 +164,7 @@ final class IndexSnapshotTests: XCTestCase {
         XCTAssertEqual(info(c)["pending"], "0", "\(c.info())")
     }
 
-    private func queries(_ c: LatentEngine.Collection, dim: Int) throws -> [[String]] {
+    private func queries(_ c: LatentEngine.Collection, dim: Int) throws -> [[ElementID]] {
         try (0..<30).map { q in try c.search(vector(q * 37 + 1, dim: dim).map { $0 * 1.01 }, SearchParameters(k: 10, ef: 50, nprobe: 8)).map(\.id) }
     }
 

@@ -24,7 +24,7 @@ final class CommandParserTests: XCTestCase {
 
     func testVAddWithValuesAndAttributes() throws {
         XCTAssertEqual(try parse(["vadd", "items", "VALUES", "3", "1", "-2.5", "1e-3", "m1", "SETATTR", "{\"a\":1}"]),
-                       .vadd(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: "{\"a\":1}"))
+                       .vadd(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: Array("{\"a\":1}".utf8)))
     }
 
     func testVAddWithFP32Blob() throws {

@@ -20,7 +20,7 @@ final class StorageTests: XCTestCase {
         let batch = WriteBatch(for: db)
         for slot in UInt32(0)..<5 { try batch.put(StoreLayout.vectors, StoreLayout.slotKey(7, slot), [UInt8(slot), 1, 2, 3]) }
         try batch.put(StoreLayout.vectors, StoreLayout.slotKey(8, 0), [9, 9, 9, 9])
-        try batch.put(StoreLayout.keys, StoreLayout.idKey(7, "a"), StoreLayout.bigEndian(3))
+        try batch.put(StoreLayout.keys, StoreLayout.idKey(7, Array("a".utf8)), StoreLayout.bigEndian(3))
         try batch.put(StoreLayout.attrs, StoreLayout.slotKey(7, 3), [])
         try db.write(batch, sync: true)
         XCTAssertEqual(try db.get(StoreLayout.vectors, StoreLayout.slotKey(7, 2)), [2, 1, 2, 3])
@@ -33,9 +33,9 @@ final class StorageTests: XCTestCase {
             XCTAssertEqual(bytes.count, 4)
         }
         XCTAssertEqual(seen, [0, 1, 2, 3, 4])
-        var keys: [(String, UInt32)] = []
+        var keys: [([UInt8], UInt32)] = []
         try store!.scanKeys(collection: 7) { keys.append(($0, $1)) }
-        XCTAssertEqual(keys.map(\.0), ["a"])
+        XCTAssertEqual(keys.map(\.0), [Array("a".utf8)])
         XCTAssertEqual(keys.map(\.1), [3])
 
         let del = WriteBatch(for: db)
@@ -60,7 +60,7 @@ final class StorageTests: XCTestCase {
         try batch.put(StoreLayout.meta, StoreLayout.collectionKey("b"), [2])
         for c in UInt32(1)...2 {
             try batch.put(StoreLayout.vectors, StoreLayout.slotKey(c, 0), [0, 0, 0, 0])
-            try batch.put(StoreLayout.keys, StoreLayout.idKey(c, "x"), StoreLayout.bigEndian(0))
+            try batch.put(StoreLayout.keys, StoreLayout.idKey(c, Array("x".utf8)), StoreLayout.bigEndian(0))
         }
         try store.db.write(batch)
         let drop = WriteBatch(for: store.db)

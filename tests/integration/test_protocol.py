@@ -236,3 +236,19 @@ def test_unauthenticated_client_cannot_make_the_server_buffer_a_large_bulk(data_
         assert ok.call("ECHO", "y" * 100000) == b"y" * 100000
     finally:
         s.kill()
+
+
+# Regression (issue 7): element ids that are not valid UTF-8 collapsed into one element.
+def test_binary_element_ids_stay_distinct_and_are_replied_as_sent(server):
+    c = Client(server.port)
+    assert c.call("VCREATE", "bin", "DIM", "2", "METRIC", "L2") == "OK"
+    ids = [b"\xff", b"\xfe", b"\xc3", b"a\r\nb", b"\x00"]
+    for i, e in enumerate(ids):
+        assert c.call("VADD", "bin", "VALUES", "2", str(i), "0", e) == 1
+    assert c.call("VCARD", "bin") == len(ids)
+    assert c.call("VSIM", "bin", "VALUES", "2", "2", "0", "COUNT", "1") == [b"\xc3"]
+    assert c.call("VEMB", "bin", b"\xfe") == [b"1", b"0"]
+    assert c.call("VSETSEEN", "bin", b"\xff", b"\xfe", b"a\r\nb") == 1
+    assert c.call("VREM", "bin", b"\xff") == 1
+    assert c.call("VISMEMBER", "bin", b"\xfe") == 1
+    assert c.call("VISMEMBER", "bin", b"\xff") == 0
