@@ -16,7 +16,7 @@ BUILD_DIR ?= .build/release
 BUILD_INFO := Sources/CLatentSupport/build_info_generated.h
 
 .PHONY: run test demo deps server-deps test-deps build release unit-tests integration-tests clean-data \
-        buildinfo install install-files fuzz fuzz-short fuzz-replay
+        buildinfo install install-files fuzz fuzz-short fuzz-replay tsan
 
 # What the server needs to build and run: RocksDB (with LZ4) and pkg-config. Nothing else.
 server-deps:
@@ -78,7 +78,13 @@ fuzz-short: server-deps
 fuzz-replay: build
 	.build/debug/latent-fuzz tests/fuzz/corpus
 
-test: test-deps unit-tests integration-tests fuzz-replay fuzz-short
+# The concurrency tests under ThreadSanitizer (.build-tsan): any data race fails the run.
+TSAN_TESTS ?= CatalogTests|IndexMaintenanceTests|CachedSearchTests|ANNIndexTests
+tsan: build
+	TSAN_OPTIONS=halt_on_error=1 swift test --disable-swift-testing --sanitize=thread --build-path .build-tsan \
+	  --filter "$(TSAN_TESTS)"
+
+test: test-deps unit-tests integration-tests fuzz-replay fuzz-short tsan
 
 # Installs the binaries, the example configuration and the systemd unit (with PREFIX in its paths).
 install: release install-files
