@@ -50,32 +50,16 @@ final class IndexBuild: @unchecked Sendable {
 }
 
 extension Collection {
-    /// Pending entries an HNSW index absorbs one by one before a full (parallel) build is cheaper.
-    static let incrementalLimit = 5_000
-    /// IVF needs this many vectors before k-means has something to learn from.
-    static let ivfMinimumTrainingSize = 1_000
     /// The longest a background step holds the write lock.
     static let drainSlice: UInt64 = 2_000_000 // ns
-
-    static func emptyIndex(for spec: IndexSpec, metric: Metric, dimension: Int, buffer: VectorBuffer) -> VectorIndex {
-        switch spec.kind {
-        case .flat, .ivf:
-            // IVF cannot place vectors before it has trained on some: until then everything is pending.
-            return FlatIndex(metric: metric, buffer: buffer)
-        case .hnsw:
-            // Created small: an empty collection costs a few KB, and the graph doubles as it grows.
-            return HNSWIndex(metric: metric, dimension: dimension, m: spec.m ?? IndexSpec.defaultM,
-                             efConstruction: spec.efConstruction ?? IndexSpec.defaultEfConstruction, capacity: 0)
-        }
-    }
 
     /// Called under the write lock for every changed slot: keeps the index, the pending tail and a
     /// running build's change set consistent with the buffer.
     func noteChanged(slot: UInt32, live: Bool) {
         build?.changed.insert(slot)
-        if indexSpec.kind == .flat && index is FlatIndex { return } // the buffer is the index
+        if index.scansCollectionBuffer { return } // the buffer is the index
         snapshotDirty = true
-        if live, index.cheapToAdd, !(index is FlatIndex) {
+        if live, index.isTrained, index.cheapToAdd {
             index.add(slot: slot, vector: buffer.vector(Int(slot)))
             return
         }
@@ -83,32 +67,18 @@ extension Collection {
         if live { pending.append(slot) } else { pending.remove(slot) }
     }
 
-    /// Starts whatever background work the collection needs: a drain of the pending tail, or a full
-    /// build when the tail is too long to drain one by one, the index is missing, or deleted entries
-    /// have piled up.
+    /// Starts whatever background work the collection needs: a full build when the serving index says
+    /// it should be replaced (`wantsRebuild`: a changed request, a long tail, decay, training), otherwise
+    /// a drain of the pending tail into it.
     func scheduleIndexMaintenance() {
         var startBuild = false
         var startDrain = false
         state.withWriteLock {
-            guard !dropped, build == nil, indexSpec.kind != .flat else { return }
-            let indexed = index is FlatIndex ? 0 : index.liveCount
-            switch indexSpec.kind {
-            case .flat:
-                return
-            case .ivf:
-                // Lists trained on n vectors serve up to 2n; past that they grow long and are re-trained
-                // (geometric growth: the rebuilds cost about one extra build in total).
-                let live = buffer.liveCount
-                startBuild = (index is FlatIndex && live >= Collection.ivfMinimumTrainingSize)
-                    || (!(index is FlatIndex) && indexSpec.nlist == nil && live > 2 * max(ivfTrainedFor, 1))
-            case .hnsw:
-                startBuild = pending.count > max(Collection.incrementalLimit, indexed / 5)
-                    || index.deletedCount > max(1_000, indexed / 4)
-                    || index.spec != indexSpecResolved
-            }
+            guard !dropped, build == nil else { return }
+            startBuild = index.wantsRebuild(requested: indexSpec, live: buffer.liveCount, pending: pending.count)
             if startBuild {
                 build = IndexBuild(spec: indexSpec)
-            } else if !pending.isEmpty && !drainScheduled && !(index is FlatIndex) {
+            } else if !pending.isEmpty && !drainScheduled && index.isTrained && !index.scansCollectionBuffer {
                 drainScheduled = true
                 startDrain = true
             }
@@ -151,48 +121,39 @@ extension Collection {
         state.withWriteLock {
             build?.cancel()
             indexSpec = spec
-            build = spec.kind == .flat ? nil : IndexBuild(spec: spec)
-            if spec.kind == .flat {
-                index = FlatIndex(metric: metric, buffer: buffer)
-                pending = []
-            }
+            build = IndexBuild(spec: spec)
         }
-        if spec.kind != .flat { runBuild() }
+        runBuild()
     }
 
-    /// Builds a new index from a snapshot of the live vectors on the build queue, then swaps it in.
+    /// Builds a new index from a snapshot of the live vectors on the build queue, then swaps it in. An
+    /// index that is the collection's buffer (FLAT) needs no data and is swapped in at once.
     private func runBuild() {
         guard let task = state.withReadLock({ build }) else { return }
+        let fresh = IndexFactory.empty(task.spec, metric: metric, dimension: dimension, buffer: buffer)
+        if fresh.scansCollectionBuffer {
+            state.withWriteLock {
+                guard build === task else { return }
+                index = fresh
+                pending = []
+                build = nil
+                completedBuilds += 1
+            }
+            return
+        }
         indexer.build { [self] in
             let started = DispatchTime.now().uptimeNanoseconds
             guard !task.isCancelled else { return finishCancelled(task) }
             let (slots, vectors) = snapshotLiveVectors()
             let built: VectorIndex? = vectors.withUnsafeBufferPointer { v -> VectorIndex? in
-                let base = v.baseAddress ?? UnsafePointer(bitPattern: 16)!
-                switch task.spec.kind {
-                case .hnsw:
-                    let hnsw = HNSWIndex(metric: metric, dimension: dimension, m: task.spec.m ?? IndexSpec.defaultM,
-                                         efConstruction: task.spec.efConstruction ?? IndexSpec.defaultEfConstruction,
-                                         capacity: slots.count)
-                    let n = Double(max(slots.count, 1))
-                    let ok = hnsw.build(slots: slots, vectors: base, threads: indexer.threads) { done in
-                        task.progress = Double(done) / n
-                        return !task.isCancelled
-                    }
-                    return ok ? hnsw : nil
-                case .ivf:
-                    guard slots.count >= 1 else { return nil }
-                    return IVFFlatIndex.build(metric: metric, dimension: dimension, slots: slots, vectors: base,
-                                              nlist: task.spec.nlist, threads: indexer.threads) { fraction in
-                        task.progress = fraction
-                        return !task.isCancelled
-                    }
-                case .flat:
-                    return nil
+                IndexFactory.build(task.spec, metric: metric, dimension: dimension, slots: slots,
+                                   vectors: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, threads: indexer.threads) { fraction in
+                    task.progress = fraction
+                    return !task.isCancelled
                 }
             }
             guard let built, !task.isCancelled else { return finishCancelled(task) }
-            if let hnsw = built as? HNSWIndex, !catchUp(hnsw, task) { return finishCancelled(task) }
+            if !built.cheapToAdd, !catchUp(built, task) { return finishCancelled(task) }
             // Read under the lock: once swapped in, the index is mutated by writers (IVF adds in the write path).
             var indexedAtSwap = 0
             state.withWriteLock {
@@ -210,7 +171,6 @@ extension Collection {
                 pending = newPending
                 build = nil
                 snapshotDirty = true
-                ivfTrainedFor = slots.count
                 indexedAtSwap = built.liveCount
                 completedBuilds += 1
             }
@@ -222,10 +182,10 @@ extension Collection {
         }
     }
 
-    /// Inserts what was written during the build into the new graph before it serves, in rounds, while
+    /// Inserts what was written during the build into the new index before it serves, in rounds, while
     /// the backlog is large: a bulk load that outpaces the build then costs one insert per vector, not a
     /// second full build. The last small remainder is re-applied at the swap.
-    private func catchUp(_ hnsw: HNSWIndex, _ task: IndexBuild) -> Bool {
+    private func catchUp(_ hnsw: VectorIndex, _ task: IndexBuild) -> Bool {
         while !task.isCancelled {
             let changed: [UInt32] = state.withWriteLock {
                 guard task.changed.count >= 2_000 else { return [] }
@@ -248,7 +208,7 @@ extension Collection {
                 }
             }
             let ok = vectors.withUnsafeBufferPointer { v in
-                hnsw.build(slots: slots, vectors: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, threads: indexer.threads) { _ in
+                hnsw.addBatch(slots: slots, vectors: v.baseAddress ?? UnsafePointer(bitPattern: 16)!, threads: indexer.threads) { _ in
                     !task.isCancelled
                 }
             }

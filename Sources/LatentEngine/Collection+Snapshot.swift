@@ -19,7 +19,7 @@ extension Collection {
     /// Serializes the serving index and stores it, replacing any older snapshot. No-op for FLAT.
     func saveIndexSnapshot() {
         let encoded: [UInt8]? = state.withReadLock {
-            guard !(index is FlatIndex), build == nil else { return nil }
+            guard !index.scansCollectionBuffer, index.isTrained, build == nil else { return nil }
             snapshotDirty = false
             return IndexSnapshot.encode(index)
         }
@@ -67,10 +67,7 @@ extension Collection {
             indexer.logger.error("index snapshot of \(name) rejected, rebuilding: \(error)")
             return false
         }
-        let wanted = indexSpecResolved
-        guard loaded.spec.kind == wanted.kind,
-              wanted.kind != .hnsw || (loaded.spec.m == wanted.m && loaded.spec.efConstruction == wanted.efConstruction),
-              wanted.kind != .ivf || wanted.nlist == nil || loaded.spec.nlist == wanted.nlist else {
+        guard loaded.spec.satisfies(indexSpec) else {
             indexer.logger.info("index snapshot of \(name) was built with other parameters; rebuilding")
             return false
         }
@@ -81,7 +78,6 @@ extension Collection {
         }
         pending = OrderedSet((0..<buffer.slotCount).lazy.filter { self.buffer.isLive($0) && !loaded.contains(slot: UInt32($0)) }.map { UInt32($0) })
         index = loaded
-        ivfTrainedFor = loaded.liveCount
         snapshotDirty = stale > 0 || !pending.isEmpty
         indexer.logger.info("index snapshot loaded", metadata: ["collection": "\(name)", "indexed": "\(loaded.liveCount)",
                                                                  "stale": "\(stale)", "pending": "\(pending.count)"])

@@ -76,8 +76,6 @@ public final class Collection: @unchecked Sendable {
     }
     private var storedDirty = false
     private let dirtyLock = NSLock()
-    /// How many vectors the IVF lists were trained on (re-trained when the collection doubles).
-    var ivfTrainedFor = 0
     /// Full index builds swapped in since the collection was opened (VINFO `builds`).
     var completedBuilds = 0
 
@@ -90,7 +88,7 @@ public final class Collection: @unchecked Sendable {
         self.store = store
         self.indexer = indexer
         buffer = VectorBuffer(dimension: definition.dimension, initialCapacity: 16)
-        index = Collection.emptyIndex(for: definition.index, metric: definition.metric, dimension: definition.dimension,
+        index = IndexFactory.empty(definition.index, metric: definition.metric, dimension: definition.dimension,
                                       buffer: buffer)
     }
 
@@ -140,7 +138,7 @@ public final class Collection: @unchecked Sendable {
             lap("vectors")
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
             // Until a built index is loaded or built, every vector is searched exactly.
-            if indexSpec.kind != .flat && !loadIndexSnapshotLocked() {
+            if !index.scansCollectionBuffer && !loadIndexSnapshotLocked() {
                 pending = OrderedSet((0..<buffer.slotCount).filter { buffer.isLive($0) }.map { UInt32($0) })
             }
             lap("index")
@@ -350,7 +348,7 @@ public final class Collection: @unchecked Sendable {
             let none = ElementID(bytes: [])
             let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
             let found: [Neighbor] = query.withUnsafeBufferPointer { q in
-                if exact || index is FlatIndex {
+                if exact || index.scansCollectionBuffer {
                     return FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
                 }
                 var merged = index.search(q.baseAddress!, params)
@@ -384,33 +382,23 @@ public final class Collection: @unchecked Sendable {
         return out
     }
 
-    /// Field/value pairs for VINFO.
-    public func info() -> [(String, String)] {
+    /// What VINFO reports.
+    public func info() -> CollectionInfo {
         state.withReadLock {
-            var out = [("name", name), ("metric", metric.rawValue), ("dim", String(dimension)), ("size", String(slotOf.count)),
-                       ("index", indexSpec.kind.rawValue)]
+            let indexState: CollectionInfo.IndexState
             if let build {
-                out.append(("index-state", "building"))
-                out.append(("build-progress", "\(Int(build.progress * 100))%"))
+                indexState = .building(progress: build.progress)
+            } else if index.scansCollectionBuffer {
+                indexState = .none
             } else {
-                out.append(("index-state", indexSpec.kind == .flat ? "none" : "ready"))
+                indexState = index.isTrained ? .ready : .untrained
             }
-            out.append(("indexed", String(index is FlatIndex ? slotOf.count : index.liveCount)))
-            out.append(("pending", String(pending.count)))
-            out.append(("deleted-in-index", String(index.deletedCount)))
-            out.append(("builds", String(completedBuilds)))
-            let built = index.spec
-            switch built.kind {
-            case .hnsw:
-                out += [("m", String(built.m ?? IndexSpec.defaultM)),
-                        ("ef-construction", String(built.efConstruction ?? IndexSpec.defaultEfConstruction))]
-            case .ivf:
-                if let nlist = built.nlist { out += [("nlist", String(nlist)), ("nprobe-default", String(IVFFlatIndex.defaultNprobe(nlist: nlist)))] }
-            case .flat:
-                break
-            }
-            out.append(("memory", String(memoryBytesLocked())))
-            return out
+            return CollectionInfo(
+                name: name, metric: metric, dimension: dimension, size: slotOf.count, requested: indexSpec, state: indexState,
+                indexed: index.scansCollectionBuffer ? slotOf.count : index.liveCount, pending: pending.count,
+                deletedInIndex: index.deletedCount, builds: completedBuilds,
+                indexFields: index.infoFields.map { CollectionInfo.IndexField(name: $0.0, value: $0.1) },
+                memoryBytes: memoryBytesLocked())
         }
     }
 

@@ -7,6 +7,8 @@ public final class FlatIndex: VectorIndex {
     public let metric: Metric
     private let buffer: VectorBuffer
     public var spec: IndexSpec { .flat }
+    public var dimension: Int { buffer.dimension }
+    public var scansCollectionBuffer: Bool { true }
     public var memoryBytes: Int { 0 }
     public var cheapToAdd: Bool { true }
     public var liveCount: Int { buffer.liveCount }

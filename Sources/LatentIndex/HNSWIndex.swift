@@ -23,6 +23,21 @@ public final class HNSWIndex: VectorIndex {
     public let m0: Int
     public let efConstruction: Int
     public var spec: IndexSpec { IndexSpec(kind: .hnsw, m: m, efConstruction: efConstruction) }
+    public var infoFields: [(String, String)] { [("m", String(m)), ("ef-construction", String(efConstruction))] }
+
+    /// Inserts one by one are cheaper than a parallel build only for a short tail; deleted nodes kept
+    /// as waypoints cost memory and search time once they are a quarter of the graph.
+    public static let incrementalLimit = 5_000
+
+    public func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool {
+        !spec.satisfies(requested) || pending > max(HNSWIndex.incrementalLimit, liveCount / 5)
+            || deletedCount > max(1_000, liveCount / 4)
+    }
+
+    public func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int,
+                         shouldContinue: @escaping (Int) -> Bool) -> Bool {
+        build(slots: slots, vectors: vectors, threads: threads, progress: shouldContinue)
+    }
 
     /// COSINE is served as inner product over normalised vectors: one dot product per comparison.
     private let kernelMetric: Metric

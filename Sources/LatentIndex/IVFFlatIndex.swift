@@ -20,9 +20,38 @@ public final class IVFFlatIndex: VectorIndex {
     /// slot -> (list, position in list)
     private var location: [UInt32: (list: Int32, position: Int32)] = [:]
     private let ones: [Float]
+    /// The NLIST asked for (nil: chosen from the collection's size at each build).
+    private let requestedNlist: Int?
+    /// How many vectors k-means saw: the lists serve well up to about twice that.
+    public private(set) var trainedOn: Int
 
-    public var spec: IndexSpec { IndexSpec(kind: .ivf, nlist: nlist) }
+    /// k-means needs this many vectors before it has something to learn from; until then an IVF
+    /// collection is searched exactly.
+    public static let minimumTrainingSize = 1_000
+
+    public var spec: IndexSpec { IndexSpec(kind: .ivf, nlist: isTrained ? nlist : requestedNlist) }
+    public var isTrained: Bool { nlist > 0 }
     public var cheapToAdd: Bool { true }
+    public var infoFields: [(String, String)] {
+        guard isTrained else {
+            return [("trained", "no (searched exactly until \(IVFFlatIndex.minimumTrainingSize) vectors)")]
+        }
+        return [("nlist", String(nlist)), ("nprobe-default", String(IVFFlatIndex.defaultNprobe(nlist: nlist))),
+                ("trained-on", String(trainedOn))]
+    }
+
+    /// Untrained: built when there is enough data; lists trained on n vectors serve up to 2n, past that
+    /// they grow long and are re-trained (geometric growth: about one extra build in total).
+    public func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool {
+        if !isTrained { return live >= IVFFlatIndex.minimumTrainingSize || requested.resolved.kind != .ivf }
+        if !spec.satisfies(requested) { return true }
+        return requested.nlist == nil && live > 2 * max(trainedOn, 1)
+    }
+
+    /// An index that has not been trained: it holds nothing (`isTrained` is false) until a build.
+    public static func untrained(metric: Metric, dimension: Int, nlist: Int?) -> IVFFlatIndex {
+        IVFFlatIndex(metric: metric, dimension: dimension, centroids: [], requestedNlist: nlist)
+    }
     public var liveCount: Int { location.count }
     public var deletedCount: Int { 0 }
     public var memoryBytes: Int {
@@ -62,7 +91,8 @@ public final class IVFFlatIndex: VectorIndex {
         let centroids = KMeans.train(sample: sample, dimension: dimension, k: nlist, metric: kernelMetric,
                                      sphericalCentroids: metric == .cosine, iterations: 10, threads: threads, seed: seed) { progress(0.8 * $0) }
         guard let centroids else { return nil }
-        let index = IVFFlatIndex(metric: metric, dimension: dimension, centroids: centroids)
+        let index = IVFFlatIndex(metric: metric, dimension: dimension, centroids: centroids, requestedNlist: requested)
+        index.trainedOn = n
         for i in 0..<n {
             index.add(slot: slots[i], vector: vectors + i * dimension)
             if i % 10_000 == 9_999, !progress(0.8 + 0.2 * Double(i) / Double(n)) { return nil }
@@ -70,9 +100,11 @@ public final class IVFFlatIndex: VectorIndex {
         return index
     }
 
-    init(metric: Metric, dimension: Int, centroids: [Float]) {
+    init(metric: Metric, dimension: Int, centroids: [Float], requestedNlist: Int?) {
         self.metric = metric
         self.dimension = dimension
+        self.requestedNlist = requestedNlist
+        trainedOn = 0
         self.centroids = centroids
         nlist = centroids.count / dimension
         kernelMetric = metric == .cosine ? .ip : metric
@@ -116,6 +148,7 @@ public final class IVFFlatIndex: VectorIndex {
     }
 
     public func add(slot: UInt32, vector: UnsafePointer<Float>) {
+        guard isTrained else { return } // no list to put it in: the collection keeps it pending
         remove(slot: slot)
         withComparable(vector, dimension: dimension) { v in
             let list = nearestList(v)
@@ -164,7 +197,7 @@ public final class IVFFlatIndex: VectorIndex {
     static func deserialize(_ r: inout ByteReader, metric: Metric, dimension: Int) throws -> IVFFlatIndex {
         let nlist = Int(try r.u32())
         guard nlist >= 1, nlist * dimension * 4 <= r.remaining else { throw SnapshotError("IVF snapshot: bad list count \(nlist)") }
-        let index = IVFFlatIndex(metric: metric, dimension: dimension, centroids: try r.floats(nlist * dimension))
+        let index = IVFFlatIndex(metric: metric, dimension: dimension, centroids: try r.floats(nlist * dimension), requestedNlist: nil)
         for l in 0..<nlist {
             let n = Int(try r.u32())
             guard n * (4 + dimension * 4) <= r.remaining else { throw SnapshotError("IVF snapshot: list \(l) truncated") }
@@ -173,10 +206,12 @@ public final class IVFFlatIndex: VectorIndex {
             index.listVectors[l] = try r.floats(n * dimension)
             for (pos, slot) in slots.enumerated() { index.location[slot] = (Int32(l), Int32(pos)) }
         }
+        index.trainedOn = index.location.count
         return index
     }
 
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
+        guard isTrained else { return [] }
         let nprobe = min(nlist, max(1, params.nprobe ?? IVFFlatIndex.defaultNprobe(nlist: nlist)))
         return withComparable(query, dimension: dimension) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: nlist) { cd in

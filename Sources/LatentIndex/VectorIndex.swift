@@ -48,6 +48,18 @@ public struct IndexSpec: Equatable, Sendable, Codable {
         }
     }
 
+    /// Whether an index built with this (resolved) spec serves a request for `requested`: same kind and
+    /// parameters, where an IVF request without NLIST accepts whatever list count was chosen.
+    public func satisfies(_ requested: IndexSpec) -> Bool {
+        let r = requested.resolved
+        guard kind == r.kind else { return false }
+        switch kind {
+        case .flat: return true
+        case .hnsw: return m == r.m && efConstruction == r.efConstruction
+        case .ivf: return r.nlist == nil || nlist == r.nlist
+        }
+    }
+
     /// VREBUILD's merge, in one place: options given replace the current ones; options not given keep
     /// the current value when the kind stays, and take the new kind's defaults when it changes.
     public func rebuilt(kind newKind: Kind?, m newM: Int?, efConstruction newEf: Int?, nlist newNlist: Int?) -> IndexSpec {
@@ -71,14 +83,25 @@ public struct SearchParameters: Sendable {
     }
 }
 
-/// What FLAT, HNSW and IVF all provide, so a collection never cares which one it holds.
+/// What FLAT, HNSW and IVF all provide, so a collection never asks which one it holds (FAISS' Index:
+/// is-trained, train + add as a build, add, search, remove).
 ///
 /// Indexes are pure computation over memory: no I/O, no locking of their own. The collection calls
 /// `search` under its read lock and the mutations under its write lock. Results carry the collection's
 /// slots and internal distances (lower is better), best first; ties are the collection's to order.
+/// `IndexFactory` makes empty and built indexes from an `IndexSpec`; it is the one place that knows
+/// the kinds.
 public protocol VectorIndex: AnyObject {
+    /// The resolved spec the index was built with (what VINFO reports and the catalog stores).
     var spec: IndexSpec { get }
     var metric: Metric { get }
+    var dimension: Int { get }
+    /// Whether the index can place vectors. An IVF index before k-means has run cannot: until it is
+    /// trained, the collection keeps every vector in its pending tail and searches them exactly.
+    var isTrained: Bool { get }
+    /// Whether the index is the collection's vector buffer itself (FLAT): nothing is added to it and a
+    /// search is an exact scan of the buffer.
+    var scansCollectionBuffer: Bool { get }
     /// Whether `add` is cheap enough for the write path (FLAT, IVF). Otherwise writes wait in the
     /// collection's pending tail (searched exactly) until a background task adds them.
     var cheapToAdd: Bool { get }
@@ -86,8 +109,11 @@ public protocol VectorIndex: AnyObject {
     var liveCount: Int { get }
     /// Replaced or deleted entries still held (HNSW keeps them as graph waypoints until a rebuild).
     var deletedCount: Int { get }
-    /// Adds the vector of `slot`, replacing what the index had for it.
+    /// Adds the vector of `slot`, replacing what the index had for it. Only called when trained.
     func add(slot: UInt32, vector: UnsafePointer<Float>)
+    /// Adds many vectors (`vectors` holds slots.count rows), using up to `threads` threads; false when
+    /// `shouldContinue` stopped it. Used to catch a fresh build up with the writes made during it.
+    func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int, shouldContinue: @escaping (Int) -> Bool) -> Bool
     /// Forgets `slot`; it is never returned again.
     func remove(slot: UInt32)
     func contains(slot: UInt32) -> Bool
@@ -99,6 +125,30 @@ public protocol VectorIndex: AnyObject {
     var indexedSlots: [UInt32] { get }
     /// Whether the index holds exactly this vector for `slot` (a loaded snapshot may be stale).
     func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool
+    /// Whether a full build should replace this index now: the request changed, or the index's own
+    /// measure of decay says so (HNSW: deleted nodes or a long tail; IVF: untrained with enough data, or
+    /// lists trained on far fewer vectors than there are).
+    func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool
+    /// The index's own VINFO fields (parameters, training state).
+    var infoFields: [(String, String)] { get }
+}
+
+extension VectorIndex {
+    public var isTrained: Bool { true }
+    public var scansCollectionBuffer: Bool { false }
+    public var infoFields: [(String, String)] { [] }
+
+    /// One `add` per vector, checking `shouldContinue` every 1,000.
+    public func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int,
+                         shouldContinue: @escaping (Int) -> Bool) -> Bool {
+        for (i, slot) in slots.enumerated() {
+            if i % 1_000 == 0, !shouldContinue(i) { return false }
+            add(slot: slot, vector: vectors + i * dimension)
+        }
+        return true
+    }
+
+    public func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool { !spec.satisfies(requested) }
 }
 
 extension VectorIndex {

@@ -283,7 +283,7 @@ public final class CommandExecutor: @unchecked Sendable {
             }
         case .vinfo(let key):
             guard let c = catalog.collection(key) else { return .null }
-            return .array(c.info().flatMap { [RESPValue.bulk($0.0), .bulk($0.1)] })
+            return VInfoReply.reply(c.info())
         case .vlist:
             return .array(catalog.names.map { .bulk($0) })
         case .vdrop(let key):

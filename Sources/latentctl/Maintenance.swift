@@ -42,14 +42,12 @@ struct IndexOptions: ParsableArguments {
     @Option var nlist: Int?
 
     func spec(current: IndexSpec) throws -> IndexSpec {
-        var kind = current.kind
+        var kind: IndexSpec.Kind?
         if let index {
             guard let k = IndexSpec.Kind(rawValue: index.uppercased()) else { throw ValidationError("--index must be hnsw, ivf or flat") }
             kind = k
         }
-        let same = kind == current.kind
-        return IndexSpec(kind: kind, m: m ?? (same ? current.m : nil), efConstruction: efConstruction ?? (same ? current.efConstruction : nil),
-                         nlist: nlist ?? (same ? current.nlist : nil))
+        return current.rebuilt(kind: kind, m: m, efConstruction: efConstruction, nlist: nlist)
     }
 
     var vrebuildArguments: [String] {
@@ -90,10 +88,13 @@ struct Rebuild: ParsableCommand {
             try catalog.rebuild(name, spec: spec)
             let bar = ProgressBar(title: "\(name) \(spec.kind.rawValue)", total: c.count)
             while true {
-                let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
-                if info["index-state"] != "building" && info["pending"] == "0" { break }
-                let percent = Double(info["build-progress"]?.dropLast() ?? "0") ?? 0
-                bar.update(fraction: percent / 100)
+                let info = c.info()
+                guard case .building(let progress) = info.state else {
+                    if info.pending == 0 || info.state == .untrained { break }
+                    Thread.sleep(forTimeInterval: 0.2)
+                    continue
+                }
+                bar.update(fraction: progress)
                 Thread.sleep(forTimeInterval: 0.2)
             }
             bar.finish()

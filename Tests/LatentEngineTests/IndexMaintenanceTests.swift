@@ -25,7 +25,7 @@ final class IndexMaintenanceTests: XCTestCase {
     private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+            let info = c.info().testFields
             if info["index-state"] == "ready" && info["pending"] == "0" { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
@@ -47,7 +47,7 @@ final class IndexMaintenanceTests: XCTestCase {
                 }
             }
             waitForIndex(c)
-            let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+            let info = c.info().testFields
             XCTAssertEqual(info["index"], kind.rawValue)
             XCTAssertEqual(info["indexed"], "12000")
             // Deleted elements are never returned, in the index or in the tail.
@@ -93,7 +93,7 @@ final class IndexMaintenanceTests: XCTestCase {
             XCTAssertEqual(try c.search(vector(i, dim: dim), SearchParameters(k: 1), exact: true).isEmpty, false)
         }
         waitForIndex(c)
-        let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+        let info = c.info().testFields
         XCTAssertEqual(info["index"], "HNSW")
         XCTAssertEqual(info["m"], "8")
         XCTAssertEqual(info["ef-construction"], "64")
@@ -120,7 +120,7 @@ final class IndexMaintenanceTests: XCTestCase {
             for i in 0..<n { try c.upsert(id: "e\(i)", vector: vector(i + round * 7919, dim: dim)) }
             waitForIndex(c)
         }
-        let info = Dictionary(c.info(), uniquingKeysWith: { a, _ in a })
+        let info = c.info().testFields
         XCTAssertEqual(info["indexed"], String(n))
         // 12,000 replacements happened; without reclaiming, 12,000 dead nodes would remain.
         XCTAssertLessThanOrEqual(Int(info["deleted-in-index"] ?? "") ?? .max, 1_000)
@@ -139,6 +139,29 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 20)
         XCTAssertNil(catalog.collection("c"))
     }
+
+    // An untrained IVF is a state of the IVF index (no FLAT stand-in): searched exactly until k-means has
+    // enough vectors, then trained in the background.
+    func testUntrainedIVFIsAStateOfTheIndex() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "ivf", dimension: 8, metric: .l2, index: IndexSpec(kind: .ivf))
+        for i in 0..<50 { try c.upsert(id: "e\(i)", vector: vector(i, dim: 8)) }
+        var info = c.info()
+        XCTAssertEqual(info.state, .untrained)
+        XCTAssertEqual(info.pending, 50)
+        XCTAssertEqual(info.indexFields.first?.name, "trained")
+        XCTAssertEqual(try c.search(vector(7, dim: 8), SearchParameters(k: 1)).first?.id, "e7")
+        for i in 50..<IVFFlatIndex.minimumTrainingSize + 10 { try c.upsert(id: "e\(i)", vector: vector(i, dim: 8)) }
+        waitForIndex(c)
+        info = c.info()
+        XCTAssertEqual(info.state, .ready)
+        XCTAssertEqual(info.indexed, IVFFlatIndex.minimumTrainingSize + 10)
+        XCTAssertTrue(info.indexFields.contains { $0.name == "trained-on" })
+        XCTAssertTrue(IndexSpec(kind: .ivf, nlist: 12).satisfies(IndexSpec(kind: .ivf)))
+        XCTAssertFalse(IndexSpec(kind: .ivf, nlist: 12).satisfies(IndexSpec(kind: .ivf, nlist: 13)))
+        XCTAssertFalse(IndexSpec(kind: .hnsw, m: 16, efConstruction: 200).satisfies(IndexSpec(kind: .hnsw, m: 8)))
+    }
 }
 
 final class IndexSnapshotTests: XCTestCase {
@@ -156,7 +179,7 @@ final class IndexSnapshotTests: XCTestCase {
         (0..<dim).map { d in Float(cos(Double(i * 13 + d * 5))) + Float(i % 23) * 0.05 }
     }
 
-    private func info(_ c: LatentEngine.Collection) -> [String: String] { Dictionary(c.info(), uniquingKeysWith: { a, _ in a }) }
+    private func info(_ c: LatentEngine.Collection) -> [String: String] { c.info().testFields }
 
     private func waitReady(_ c: LatentEngine.Collection) {
         let deadline = Date().addingTimeInterval(60)

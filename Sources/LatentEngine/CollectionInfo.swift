@@ -1,0 +1,37 @@
+import LatentIndex
+import LatentVectors
+
+/// What VINFO reports about a collection, as values; the server turns it into text (VInfoReply).
+public struct CollectionInfo: Sendable, Equatable {
+    public enum IndexState: Sendable, Equatable {
+        /// FLAT: the buffer is searched exactly; there is no index to build.
+        case none
+        case ready
+        /// IVF before it has trained (too few vectors): searched exactly meanwhile.
+        case untrained
+        /// A full build runs; `progress` is 0...1.
+        case building(progress: Double)
+    }
+
+    public var name: String
+    public var metric: Metric
+    public var dimension: Int
+    public var size: Int
+    /// The requested index (VCREATE / VREBUILD).
+    public var requested: IndexSpec
+    public var state: IndexState
+    /// Vectors the serving index answers for (all of them for FLAT).
+    public var indexed: Int
+    /// Written but not yet in the index: searched exactly and merged.
+    public var pending: Int
+    public var deletedInIndex: Int
+    public var builds: Int
+    /// The serving index's own fields (HNSW M and EF_CONSTRUCTION, IVF NLIST, ...).
+    public var indexFields: [IndexField]
+    public var memoryBytes: Int
+
+    public struct IndexField: Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+}
