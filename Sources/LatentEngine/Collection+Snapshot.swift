@@ -14,8 +14,6 @@ import Logging
 extension Collection {
     static let snapshotChunkBytes = 8 << 20
 
-    private func snapshotKey(_ chunk: UInt32) -> [UInt8] { StoreLayout.prefix(collectionId) + StoreLayout.bigEndian(chunk) }
-
     /// Serializes the serving index and stores it, replacing any older snapshot. No-op for FLAT.
     func saveIndexSnapshot() {
         let encoded: [UInt8]? = state.withReadLock {
@@ -26,18 +24,13 @@ extension Collection {
         guard let encoded else { return }
         do {
             let batch = WriteBatch(for: store.db)
-            try batch.deletePrefix(StoreLayout.index, StoreLayout.prefix(collectionId))
-            var chunk: UInt32 = 0
-            var offset = 0
-            while offset < encoded.count {
-                let end = min(encoded.count, offset + Collection.snapshotChunkBytes)
-                try encoded[offset..<end].withUnsafeBytes { try batch.put(StoreLayout.index, snapshotKey(chunk), $0) }
-                chunk += 1
-                offset = end
+            let chunks = stride(from: 0, to: encoded.count, by: Collection.snapshotChunkBytes).map {
+                encoded[$0..<min(encoded.count, $0 + Collection.snapshotChunkBytes)]
             }
+            try store.replaceIndexSnapshot(collection: collectionId, chunks: chunks, in: batch)
             try store.db.write(batch)
             // Into SST files now, so a restart reads it instead of replaying a huge batch from the WAL.
-            try store.db.flush([StoreLayout.index])
+            try store.flushIndexSnapshots()
             indexer.logger.info("index snapshot saved", metadata: ["collection": "\(name)", "bytes": "\(encoded.count)"])
         } catch {
             indexer.logger.error("index snapshot of \(name) not saved: \(error)")
@@ -47,14 +40,11 @@ extension Collection {
     /// Loads the stored snapshot if there is one that fits the requested index; called by `load` with
     /// the write lock held, after the vectors are in the buffer. Returns whether an index was installed.
     func loadIndexSnapshotLocked() -> Bool {
-        var data: [UInt8] = []
+        let data: [UInt8]
         do {
-            // Sized from the first chunk's layout: an HNSW record per live vector, plus slack.
-            data.reserveCapacity(buffer.liveCount * (dimension * 4 + 160) + (1 << 20))
-            try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(collectionId)) { _, value in
-                data.append(contentsOf: value)
-                return true
-            }
+            // Sized for an HNSW record per live vector, plus slack.
+            data = try store.indexSnapshot(collection: collectionId,
+                                           reservingCapacity: buffer.liveCount * (dimension * 4 + 160) + (1 << 20))
         } catch {
             indexer.logger.error("index snapshot of \(name) unreadable, rebuilding: \(error)")
             return false

@@ -189,13 +189,13 @@ public final class Collection: @unchecked Sendable {
             let slot = existing ?? freeSlots.last ?? UInt32(idOf.count)
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.put(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot), vectorBytes(vector))
+                try store.putVector(collection: collectionId, slot: slot, vectorBytes(vector), in: batch)
                 if existing == nil {
-                    try batch.put(StoreLayout.keys, StoreLayout.idKey(collectionId, id.bytes), StoreLayout.bigEndian(slot))
+                    try store.putIdMapping(collection: collectionId, id: id.bytes, slot: slot, in: batch)
                     // A reused slot may still carry a deleted element's attributes.
-                    if attrBytes == nil { try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot)) }
+                    if attrBytes == nil { try store.putAttributes(collection: collectionId, slot: slot, nil, in: batch) }
                 }
-                if let attrBytes { try batch.put(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot), attrBytes) }
+                if let attrBytes { try store.putAttributes(collection: collectionId, slot: slot, attrBytes, in: batch) }
                 try store.db.write(batch)
             }
             state.withWriteLock {
@@ -218,10 +218,7 @@ public final class Collection: @unchecked Sendable {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.delete(StoreLayout.keys, StoreLayout.idKey(collectionId, id.bytes))
-                try batch.delete(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes))
-                try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collectionId, slot))
-                try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collectionId, slot))
+                try store.deleteElement(collection: collectionId, id: id.bytes, slot: slot, in: batch)
                 try store.db.write(batch)
             }
             state.withWriteLock {
@@ -242,9 +239,8 @@ public final class Collection: @unchecked Sendable {
         return try withWriter {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
-            let key = StoreLayout.slotKey(collectionId, slot)
             try storageCall {
-                if let bytes { try batch.put(StoreLayout.attrs, key, bytes) } else { try batch.delete(StoreLayout.attrs, key) }
+                try store.putAttributes(collection: collectionId, slot: slot, bytes, in: batch)
                 try store.db.write(batch)
             }
             return true
@@ -259,7 +255,7 @@ public final class Collection: @unchecked Sendable {
             guard slotOf[id] != nil else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {
-                try batch.put(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes), SeenList.encode(items))
+                try store.putSeen(collection: collectionId, id: id.bytes, SeenList.encode(items), in: batch)
                 try store.db.write(batch)
             }
             return true
@@ -268,7 +264,7 @@ public final class Collection: @unchecked Sendable {
 
     /// The items stored for a user element with `setSeen` (empty when none).
     public func seen(of id: ElementID) throws -> [ElementID] {
-        guard let raw = try storageCall({ try store.db.get(StoreLayout.seen, StoreLayout.idKey(collectionId, id.bytes)) }) else { return [] }
+        guard let raw = try storageCall({ try store.seen(collection: collectionId, id: id.bytes) }) else { return [] }
         return try SeenList.decode(raw)
     }
 

@@ -88,11 +88,7 @@ public final class CollectionCatalog: @unchecked Sendable {
             let d = try JSONDecoder().decode(CollectionDefinition.self, from: Data(raw))
             var size = 0
             try store.scanKeys(collection: d.id) { _, _ in size += 1 }
-            var snapshot: [UInt8] = []
-            try store.db.scan(StoreLayout.index, prefix: StoreLayout.prefix(d.id)) { _, v in
-                snapshot.append(contentsOf: v)
-                return true
-            }
+            let snapshot = try store.indexSnapshot(collection: d.id)
             return CollectionSummary(name: name, dimension: d.dimension, metric: d.metric, index: d.index, size: size,
                                      snapshotBytes: snapshot.count, snapshotValid: IndexSnapshot.checksumIsValid(snapshot))
         }
@@ -113,7 +109,7 @@ public final class CollectionCatalog: @unchecked Sendable {
         syncTimer = nil
         do { try store.db.syncWAL() } catch { logger.error("final WAL sync failed: \(error)") }
         // Memtables to SST files: the next start reads sorted files instead of replaying the WAL.
-        do { try store.db.flush(StoreLayout.columnFamilies) } catch { logger.error("final flush failed: \(error)") }
+        do { try store.flushAll() } catch { logger.error("final flush failed: \(error)") }
         store.close()
     }
 

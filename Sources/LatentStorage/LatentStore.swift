@@ -173,6 +173,70 @@ public final class LatentStore: @unchecked Sendable {
         }
     }
 
+    // MARK: Element records (the engine says what to write; the keys are built here)
+
+    /// Adds an element's vector (float32 little-endian bytes) at `slot` to `batch`.
+    public func putVector(collection: UInt32, slot: UInt32, _ bytes: [UInt8], in batch: WriteBatch) throws {
+        try batch.put(StoreLayout.vectors, StoreLayout.slotKey(collection, slot), bytes)
+    }
+
+    /// Adds the id -> slot mapping of a new element to `batch`.
+    public func putIdMapping(collection: UInt32, id: [UInt8], slot: UInt32, in batch: WriteBatch) throws {
+        try batch.put(StoreLayout.keys, StoreLayout.idKey(collection, id), StoreLayout.bigEndian(slot))
+    }
+
+    /// Adds an element's attributes (nil: their removal) to `batch`.
+    public func putAttributes(collection: UInt32, slot: UInt32, _ bytes: [UInt8]?, in batch: WriteBatch) throws {
+        let key = StoreLayout.slotKey(collection, slot)
+        if let bytes { try batch.put(StoreLayout.attrs, key, bytes) } else { try batch.delete(StoreLayout.attrs, key) }
+    }
+
+    /// Adds the removal of every record of an element (id mapping, seen list, vector, attributes) to `batch`.
+    public func deleteElement(collection: UInt32, id: [UInt8], slot: UInt32, in batch: WriteBatch) throws {
+        try batch.delete(StoreLayout.keys, StoreLayout.idKey(collection, id))
+        try batch.delete(StoreLayout.seen, StoreLayout.idKey(collection, id))
+        try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collection, slot))
+        try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
+    }
+
+    /// Adds an element's seen list (already encoded) to `batch`.
+    public func putSeen(collection: UInt32, id: [UInt8], _ encoded: [UInt8], in batch: WriteBatch) throws {
+        try batch.put(StoreLayout.seen, StoreLayout.idKey(collection, id), encoded)
+    }
+
+    public func seen(collection: UInt32, id: [UInt8]) throws -> [UInt8]? {
+        try db.get(StoreLayout.seen, StoreLayout.idKey(collection, id))
+    }
+
+    // MARK: Index snapshots
+
+    /// Adds the replacement of a collection's index snapshot by `chunks` (in order) to `batch`.
+    public func replaceIndexSnapshot(collection: UInt32, chunks: [ArraySlice<UInt8>], in batch: WriteBatch) throws {
+        try batch.deletePrefix(StoreLayout.index, StoreLayout.prefix(collection))
+        for (i, chunk) in chunks.enumerated() {
+            let key = StoreLayout.prefix(collection) + StoreLayout.bigEndian(UInt32(i))
+            try chunk.withUnsafeBytes { try batch.put(StoreLayout.index, key, $0) }
+        }
+    }
+
+    /// A collection's index snapshot, its chunks concatenated (empty when there is none).
+    public func indexSnapshot(collection: UInt32, reservingCapacity: Int = 0) throws -> [UInt8] {
+        var data: [UInt8] = []
+        data.reserveCapacity(reservingCapacity)
+        try db.scan(StoreLayout.index, prefix: StoreLayout.prefix(collection)) { _, value in
+            data.append(contentsOf: value)
+            return true
+        }
+        return data
+    }
+
+    /// Writes the index column family's memtable to SST files (snapshots are large: a restart then
+    /// reads sorted files instead of replaying them from the WAL).
+    public func flushIndexSnapshots() throws { try db.flush([StoreLayout.index]) }
+
+    /// Every column family's memtable to SST files (at shutdown: the next start reads sorted files).
+    public func flushAll() throws { try db.flush(StoreLayout.columnFamilies) }
+
     /// Streams a collection's vectors: (internal id, float32 little-endian bytes).
     public func scanVectors(collection: UInt32, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
         try db.scan(StoreLayout.vectors, prefix: StoreLayout.prefix(collection)) { k, v in
