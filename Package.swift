@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "LatentServer", dependencies: [
-            "LatentEngine", "LatentProtocol",
+            "LatentEngine", "LatentProtocol", "CLatentSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -22,6 +22,9 @@ public struct RESPDecoderLimits: Sendable {
     /// peer can never make the server hold more than a few KiB on its behalf.
     public var unauthenticatedMaxArguments: Int
     public var unauthenticatedMaxBulkBytes: Int
+    /// Most bytes of one request still being received (its arguments so far plus unparsed input):
+    /// `client-query-buffer-limit`.
+    public var maxQueryBufferBytes = 1 << 30
 
     public init(maxInlineBytes: Int = 64 * 1024, maxBulkBytes: Int = 512 * 1024 * 1024, maxArguments: Int = 1024 * 1024,
                 unauthenticatedMaxArguments: Int = 10, unauthenticatedMaxBulkBytes: Int = 16 * 1024) {
@@ -66,6 +69,7 @@ public struct RESPDecoder: ByteToMessageDecoder {
     private let authentication: AuthenticationState?
     /// Arguments of a multibulk request still arriving, and how many are still to come.
     private var partial: [ByteBuffer] = []
+    private var partialBytes = 0
     private var remaining = 0
 
     public init(limits: RESPDecoderLimits = RESPDecoderLimits(), authentication: AuthenticationState? = nil) {
@@ -92,6 +96,10 @@ public struct RESPDecoder: ByteToMessageDecoder {
     /// The next framing unit: nil when more bytes are needed; `.some(nil)` for a unit that carries no
     /// request (an empty line, `*0`); otherwise a request. Exposed for tests and tools.
     public mutating func next(_ buffer: inout ByteBuffer) throws -> [ByteBuffer]?? {
+        // Subtraction, not addition: both sides are non-negative and the limit is at most 2^40.
+        if buffer.readableBytes > limits.maxQueryBufferBytes - min(partialBytes, limits.maxQueryBufferBytes) {
+            throw RESPProtocolError("query buffer limit of \(limits.maxQueryBufferBytes) bytes exceeded (client-query-buffer-limit)")
+        }
         if remaining > 0 { return try continueMultibulk(&buffer) }
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
         if first == UInt8(ascii: "*") { return try startMultibulk(&buffer) }
@@ -149,6 +157,7 @@ public struct RESPDecoder: ByteToMessageDecoder {
         if count <= 0 { return .some(nil) }
         remaining = count
         partial = []
+        partialBytes = 0
         partial.reserveCapacity(min(count, 1024))
         return try continueMultibulk(&buffer)
     }
@@ -179,10 +188,12 @@ public struct RESPDecoder: ByteToMessageDecoder {
             let arg = ByteBuffer(buffer.readableBytesView.prefix(length))
             buffer.moveReaderIndex(forwardBy: length + 2)
             partial.append(arg)
+            partialBytes += length
             remaining -= 1
         }
         let request = partial
         partial = []
+        partialBytes = 0
         return .some(request)
     }
 

@@ -13,7 +13,11 @@ import NIOCore
 public final class Session: @unchecked Sendable {
     public let id: Int
     public let authentication: AuthenticationState
-    public var name = ""
+    public var name = "" {
+        didSet { record?.name = name }
+    }
+    /// The connection's CLIENT LIST record (nil for sessions without a connection, in tests).
+    public var record: ClientRecord?
 
     public var authenticated: Bool {
         get { authentication.isAuthenticated }
@@ -47,6 +51,7 @@ public final class CommandExecutor: @unchecked Sendable {
     public let settings: RuntimeConfiguration
     public let stats: ServerStats
     public let cache: ResultCache
+    public let clients = ClientRegistry()
 
     /// The effective configuration now (CONFIG SET may change it between requests).
     public var configuration: ServerConfiguration { settings.current }
@@ -132,6 +137,48 @@ public final class CommandExecutor: @unchecked Sendable {
     }
 
     private let noAuth = "NOAUTH Authentication required."
+
+    /// CLIENT subcommands: naming, library info, ids, CLIENT LIST / INFO with Redis' fields (qbuf and
+    /// omem are the real buffer sizes), KILL ID, and the connection flags clients send on connect.
+    private func client(_ sub: String, _ arguments: [String], session: Session) -> RESPValue {
+        switch sub {
+        case "setinfo":
+            guard arguments.count == 2 else { return .err("syntax error: CLIENT SETINFO LIB-NAME|LIB-VER value") }
+            switch arguments[0].lowercased() {
+            case "lib-name": session.record?.setLibrary(name: arguments[1], version: nil)
+            case "lib-ver": session.record?.setLibrary(name: nil, version: arguments[1])
+            default: return .err("Unrecognized option '\(arguments[0].prefix(64))'")
+            }
+            return .ok
+        case "setname":
+            guard arguments.count == 1 else { return .err("wrong number of arguments for 'client|setname' command") }
+            guard !arguments[0].contains(where: { $0 == " " || $0 == "\n" }) else {
+                return .err("Client names cannot contain spaces, newlines or special characters.")
+            }
+            session.name = arguments[0]
+            return .ok
+        case "getname": return session.name.isEmpty ? .null : .bulk(session.name)
+        case "id": return .integer(session.id)
+        case "list":
+            let lines = clients.all.map { $0.listLine() }
+            return .bulk(lines.map { $0 + "\n" }.joined())
+        case "info":
+            return .bulk((clients.record(session.id)?.listLine() ?? "id=\(session.id)") + "\n")
+        case "kill":
+            guard arguments.count == 2, arguments[0].lowercased() == "id", let id = Int(arguments[1]) else {
+                return .err("syntax error: latentd supports CLIENT KILL ID client-id")
+            }
+            guard let target = clients.record(id) else { return .err("No such client") }
+            target.close()
+            return .integer(1)
+        case "no-evict", "no-touch":
+            return arguments.first.map { ["on", "off"].contains($0.lowercased()) } == true ? .ok : .err("syntax error")
+        case "tracking":
+            return arguments.first?.lowercased() == "off" ? .ok : .err("CLIENT TRACKING ON is not supported: latentd has no key-space notifications")
+        default:
+            return .err("unknown CLIENT subcommand '\(sub.prefix(64))': use SETINFO, SETNAME, GETNAME, ID, LIST, INFO, KILL, NO-EVICT, NO-TOUCH or TRACKING")
+        }
+    }
 
     /// CONFIG GET with Redis' glob patterns over every directive, plus the Redis settings clients ask
     /// about on connect (save, appendonly, databases) with the values that describe latentd.
@@ -231,15 +278,7 @@ public final class CommandExecutor: @unchecked Sendable {
             }
             return Outcome(reply: .ok)
         case .client(let sub, let arguments):
-            switch sub {
-            case "setinfo": return Outcome(reply: .ok)
-            case "setname":
-                session.name = arguments.first ?? ""
-                return Outcome(reply: .ok)
-            case "getname": return Outcome(reply: session.name.isEmpty ? .null : .bulk(session.name))
-            case "id": return Outcome(reply: .integer(session.id))
-            default: return Outcome(reply: .err("unknown CLIENT subcommand '\(sub)': use SETINFO, SETNAME, GETNAME or ID"))
-            }
+            return Outcome(reply: client(sub, arguments, session: session))
         case .select(let db):
             return Outcome(reply: db == 0 ? .ok : .err("DB index is out of range: latentd has database 0 only"))
         case .dbsize:

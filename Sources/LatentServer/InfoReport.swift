@@ -34,7 +34,10 @@ struct InfoReport {
                      ("rocksdb_version", BuildInfo.rocksDBVersion), ("distance_kernels", BuildInfo.kernelPath),
                      ("config_file", executor.settings.configFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "")]
         case "clients":
-            lines = [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients))]
+            let buffers = executor.clients.all.map(\.buffers)
+            lines = [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients)),
+                     ("client_recent_max_input_buffer", String(buffers.map(\.query).max() ?? 0)),
+                     ("client_recent_max_output_buffer", String(buffers.map(\.output).max() ?? 0))]
         case "stats":
             let s = executor.stats.snapshot()
             lines = [("total_connections_received", String(s.total)), ("rejected_connections", String(s.rejected)),

@@ -101,6 +101,16 @@ public final class LatentServer: @unchecked Sendable {
         }
         let sessionId = nextSessionId.withLockedValue { $0 += 1; return $0 }
         let session = Session(id: sessionId, authenticated: configuration.password == nil)
+        let record = ClientRecord(id: sessionId, address: Self.describe(channel.remoteAddress),
+                                  localAddress: Self.describe(channel.localAddress), close: { [weak channel] in channel?.close(promise: nil) })
+        session.record = record
+        executor.clients.register(record)
+        let clients = executor.clients
+        channel.closeFuture.whenComplete { _ in
+            clients.unregister(sessionId)
+            // A client that made the server hold large buffers: give the freed memory back to the OS.
+            if record.buffers.peak > 1 << 20 { DispatchQueue.global(qos: .utility).async { ReturnMemory.toSystem() } }
+        }
         let handler = RESPServerHandler(executor: executor, pool: pool, session: session, logger: logger,
                                         onShutdown: { [weak self] in self?.requestShutdown() })
         return channel.pipeline.eventLoop.makeCompletedFuture {
@@ -108,9 +118,16 @@ public final class LatentServer: @unchecked Sendable {
                 try channel.pipeline.syncOperations.addHandler(
                     IdleStateHandler(readTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))))
             }
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: configuration.limits, authentication: session.authentication)))
+            var limits = configuration.limits
+            limits.maxQueryBufferBytes = configuration.queryBufferLimit
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder(limits: limits, authentication: session.authentication)))
             try channel.pipeline.syncOperations.addHandler(handler)
         }
+    }
+
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "?:0" }
+        return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
     }
 
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT). Safe to call from any thread, repeatedly.

@@ -34,6 +34,12 @@ final class RESPServerHandler: ChannelDuplexHandler {
     /// Set when the connection is gone: the batch running on the pool stops at its next request
     /// and the queued ones are dropped (a client that pipelines heavy queries and leaves costs nothing more).
     private let cancelled = CancellationFlag()
+    /// Bytes of the queued requests' arguments (CLIENT LIST qbuf; client-query-buffer-limit).
+    private var queuedBytes = 0
+    /// Bytes of replies written to the channel and not yet sent (CLIENT LIST omem; client-output-buffer-limit).
+    private var pendingOutputBytes = 0
+    /// Since when the unsent replies have been over the soft output limit.
+    private var overSoftLimitSince: NIODeadline?
 
     static let maxBatch = 512
     static let highWater = 4096
@@ -52,7 +58,24 @@ final class RESPServerHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        queued.append(unwrapInboundIn(data))
+        let request = unwrapInboundIn(data)
+        queued.append(request)
+        queuedBytes += request.reduce(0) { $0 + $1.readableBytes }
+        let limit = executor.configuration.queryBufferLimit
+        if queuedBytes > limit {
+            logger.warning("closing client that reached the query buffer limit",
+                           metadata: ["client": "\(session.id)", "qbuf": "\(queuedBytes)", "limit": "\(limit)"])
+            disconnect(context: context)
+        }
+    }
+
+    /// Ends the connection now, dropping what it queued (a client over one of its limits).
+    private func disconnect(context: ChannelHandlerContext) {
+        closing = true
+        cancelled.cancel()
+        queued.removeAll()
+        queuedBytes = 0
+        context.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -70,6 +93,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         cancelled.cancel()
         queued.removeAll()
+        queuedBytes = 0
         closing = true
         context.fireChannelInactive()
     }
@@ -122,6 +146,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
         let take = min(queued.count, Self.maxBatch)
         let batch = Array(queued.prefix(take))
         queued.removeFirst(take)
+        let batchBytes = batch.reduce(0) { $0 + $1.reduce(0) { $0 + $1.readableBytes } }
         running = true
         let executor = self.executor, session = self.session, cancelled = self.cancelled
         let allocator = context.channel.allocator
@@ -140,9 +165,13 @@ final class RESPServerHandler: ChannelDuplexHandler {
             switch result {
             case .success(let done):
                 // Requests the batch did not reach (reply budget) go back to the front of the queue.
+                var ranBytes = batchBytes
                 if done.consumed < batch.count && done.after == .none {
-                    handler.queued.insert(contentsOf: batch[done.consumed...], at: 0)
+                    let rest = batch[done.consumed...]
+                    handler.queued.insert(contentsOf: rest, at: 0)
+                    ranBytes -= rest.reduce(0) { $0 + $1.reduce(0) { $0 + $1.readableBytes } }
                 }
+                handler.queuedBytes -= ranBytes
                 handler.deliver(done, context: context)
             case .failure(let error):
                 handler.logger.error("worker pool refused a batch: \(error)")
@@ -158,7 +187,20 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     private func deliver(_ done: BatchResult, context: ChannelHandlerContext) {
-        if done.bytes.readableBytes > 0 { context.write(wrapOutboundOut(done.bytes), promise: nil) }
+        let size = done.bytes.readableBytes
+        if size > 0 {
+            pendingOutputBytes += size
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            promise.futureResult.whenComplete { _ in
+                let handler = loopBound.value
+                handler.pendingOutputBytes -= size
+                handler.session.record?.setBuffers(output: handler.pendingOutputBytes)
+            }
+            context.write(wrapOutboundOut(done.bytes), promise: promise)
+        }
+        session.record?.setBuffers(query: queuedBytes, output: pendingOutputBytes)
+        if overOutputLimit(context: context) { return }
         switch done.after {
         case .none: break
         case .close:
@@ -175,6 +217,36 @@ final class RESPServerHandler: ChannelDuplexHandler {
             context.read()
         }
         runNextBatch(context: context)
+    }
+
+    /// client-output-buffer-limit, as Redis applies it to normal clients: over the hard limit at once, or
+    /// over the soft limit for the given seconds in a row, the client is disconnected and logged.
+    private func overOutputLimit(context: ChannelHandlerContext) -> Bool {
+        let limit = executor.configuration.outputBufferLimit
+        var reason: String?
+        if limit.hard > 0 && pendingOutputBytes > limit.hard {
+            reason = "hard"
+        } else if limit.soft > 0 && pendingOutputBytes > limit.soft {
+            let now = NIODeadline.now()
+            let since = overSoftLimitSince ?? now
+            if overSoftLimitSince == nil {
+                // A client that stopped reading gets no more batches, so look again when its time is up.
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .seconds(Int64(limit.softSeconds)) + .milliseconds(10)) {
+                    let (handler, context) = loopBound.value
+                    if !handler.closing { _ = handler.overOutputLimit(context: context) }
+                }
+            }
+            overSoftLimitSince = since
+            if now - since >= .seconds(Int64(limit.softSeconds)) { reason = "soft" }
+        } else {
+            overSoftLimitSince = nil
+        }
+        guard let reason else { return false }
+        logger.warning("closing client that reached the \(reason) output buffer limit",
+                       metadata: ["client": "\(session.id)", "omem": "\(pendingOutputBytes)"])
+        disconnect(context: context)
+        return true
     }
 
     private func finish(context: ChannelHandlerContext) {

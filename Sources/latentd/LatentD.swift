@@ -32,6 +32,9 @@ struct LatentD: ParsableCommand {
     @Option(help: "Largest bulk string in a request, in bytes (default 536870912).") var protoMaxBulkLen: String?
     @Option(help: "Close a client connection after this many seconds without a request, 0 = never (default 0).") var timeout: String?
     @Option(help: "trace, debug, info (default), notice, warning, error or critical.") var logLevel: String?
+    @Option(help: "Most bytes of received, not yet run requests per client, e.g. 512mb (default 1gb).") var clientQueryBufferLimit: String?
+    @Option(help: "\"normal HARD SOFT SECONDS\": disconnect a client whose unsent replies exceed HARD bytes, or SOFT for SECONDS (default \"normal 0 0 0\": no limit).")
+    var clientOutputBufferLimit: String?
 
     /// The effective configuration: defaults < file < flags < $LATENTD_PASSWORD when no password was set.
     func effectiveConfiguration() throws -> ServerConfiguration {
@@ -39,7 +42,9 @@ struct LatentD: ParsableCommand {
         if let config { try ConfigFile.apply(path: config, to: &c) }
         let flags: [(String, String?)] = [("bind", bind), ("port", port), ("data-dir", dataDir), ("requirepass", requirepass),
                                           ("fsync", fsync), ("max-clients", maxClients), ("query-cache-mb", queryCacheMb),
-                                          ("proto-max-bulk-len", protoMaxBulkLen), ("timeout", timeout), ("log-level", logLevel)]
+                                          ("proto-max-bulk-len", protoMaxBulkLen), ("timeout", timeout), ("log-level", logLevel),
+                                          ("client-query-buffer-limit", clientQueryBufferLimit),
+                                          ("client-output-buffer-limit", clientOutputBufferLimit)]
         for (flag, value) in flags {
             guard let value else { continue }
             guard let directive = ConfigSchema.directive(flag) else { continue }

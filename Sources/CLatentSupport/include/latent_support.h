@@ -9,4 +9,13 @@
    (hnswlib does the same). */
 static inline void latent_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
+/* glibc's malloc_trim (not exported by Swift's Glibc module): returns freed heap memory to the OS.
+   Elsewhere a no-op. */
+#if defined(__GLIBC__)
+#include <malloc.h>
+static inline int latent_malloc_trim(void) { return malloc_trim(0); }
+#else
+static inline int latent_malloc_trim(void) { return 0; }
+#endif
+
 #endif

@@ -48,11 +48,11 @@ public enum ConfigFile {
                 throw fail("unknown directive '\(words[0].prefix(64))'; known: include, "
                     + ConfigSchema.directives.map(\.name).joined(separator: ", "))
             }
-            guard words.count == 2 else {
+            guard words.count == 2 || (directive.multiWord && words.count > 2) else {
                 throw fail("\(directive.name) takes one value, got \(words.count - 1) (quote a value that has spaces)")
             }
             do {
-                try directive.set(&configuration, words[1])
+                try directive.set(&configuration, words.dropFirst().joined(separator: " "))
             } catch let e as ConfigValueError {
                 throw fail(e.description)
             }
@@ -113,7 +113,7 @@ public enum ConfigFile {
         let defaults = ServerConfiguration()
         var appended: [String] = []
         for d in ConfigSchema.directives {
-            let line = "\(d.name) \(quoted(d.get(configuration)))"
+            let line = "\(d.name) " + (d.multiWord ? d.get(configuration) : quoted(d.get(configuration)))
             if let i = lastLine[d.name] {
                 lines[i] = line
             } else if d.get(configuration) != d.get(defaults) {

@@ -19,6 +19,8 @@ public struct ConfigDirective: Sendable {
     public let runtime: Bool
     public let get: @Sendable (ServerConfiguration) -> String
     public let set: @Sendable (inout ServerConfiguration, String) throws -> Void
+    /// Takes several words (`client-output-buffer-limit normal 0 0 0`); a file line's words are joined.
+    public var multiWord = false
 }
 
 public enum ConfigSchema {
@@ -64,7 +66,47 @@ public enum ConfigSchema {
         ConfigDirective(name: "loglevel", flag: "log-level",
                         help: "trace, debug, info, notice, warning, error or critical (Redis' verbose and nothing also accepted).",
                         runtime: true, get: { $0.logLevel.rawValue }, set: { c, v in c.logLevel = try logLevel(v) }),
+        ConfigDirective(name: "client-query-buffer-limit", flag: "client-query-buffer-limit",
+                        help: "Most bytes of received, not yet run requests per client, e.g. 1gb (the default); over it the client is disconnected.",
+                        runtime: true, get: { String($0.queryBufferLimit) },
+                        set: { c, v in c.queryBufferLimit = try memory(v, "client-query-buffer-limit", 1 << 20...(1 << 40)) }),
+        ConfigDirective(name: "client-output-buffer-limit", flag: "client-output-buffer-limit",
+                        help: "normal HARD SOFT SECONDS: disconnect a client whose unsent replies exceed HARD bytes, or SOFT bytes for SECONDS (0 = no limit; default normal 0 0 0).",
+                        runtime: true,
+                        get: { "normal \($0.outputBufferLimit.hard) \($0.outputBufferLimit.soft) \($0.outputBufferLimit.softSeconds)" },
+                        set: { c, v in c.outputBufferLimit = try outputLimit(v) }, multiWord: true),
     ]
+
+    /// Redis' memory sizes: a number with an optional unit, k = 1000, kb = 1024, m, mb, g, gb likewise.
+    static func memory(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
+        let t = text.lowercased().trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int)] = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1_000), ("b", 1)]
+        var number = t
+        var multiplier = 1
+        for (suffix, m) in units where t.hasSuffix(suffix) {
+            number = String(t.dropLast(suffix.count))
+            multiplier = m
+            break
+        }
+        guard let n = Int(number), n >= 0 else {
+            throw ConfigValueError("\(name) must be a size such as 1048576, 512mb or 1gb, got '\(text.prefix(64))'")
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        guard !overflow, range.contains(bytes) else {
+            throw ConfigValueError("\(name) must be between \(range.lowerBound) and \(range.upperBound) bytes, got '\(text.prefix(64))'")
+        }
+        return bytes
+    }
+
+    static func outputLimit(_ text: String) throws -> ServerConfiguration.OutputBufferLimit {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard words.count == 4, words[0].lowercased() == "normal" else {
+            throw ConfigValueError("client-output-buffer-limit takes: normal HARD SOFT SECONDS (latentd has normal clients only), got '\(text.prefix(64))'")
+        }
+        return .init(hard: try memory(words[1], "client-output-buffer-limit hard", 0...(1 << 40)),
+                     soft: try memory(words[2], "client-output-buffer-limit soft", 0...(1 << 40)),
+                     softSeconds: try integer(words[3], "client-output-buffer-limit seconds", 0...86400))
+    }
 
     /// The directive called `name`, by its directive or flag name, case-insensitively.
     public static func directive(_ name: String) -> ConfigDirective? {

@@ -22,6 +22,23 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Close a connection after this many seconds without a request (Redis' `timeout`); 0 = never.
     public var idleTimeoutSeconds = 0
     public var logLevel: Logger.Level = .info
+    /// Most bytes of received, not yet run requests one client may have (Redis' client-query-buffer-limit).
+    public var queryBufferLimit = 1 << 30
+    /// Redis' client-output-buffer-limit for normal clients: 0 means no limit.
+    public var outputBufferLimit = OutputBufferLimit()
+
+    public struct OutputBufferLimit: Sendable, Equatable {
+        /// Disconnect at once above this many bytes of unsent replies.
+        public var hard = 0
+        /// Disconnect when above this many bytes for `softSeconds` in a row.
+        public var soft = 0
+        public var softSeconds = 0
+        public init(hard: Int = 0, soft: Int = 0, softSeconds: Int = 0) {
+            self.hard = hard
+            self.soft = soft
+            self.softSeconds = softSeconds
+        }
+    }
 
     public init() {}
 
