@@ -10,6 +10,7 @@ import Logging
 /// Full builds go through one serial utility queue (one build at a time: bounded concurrency), and each
 /// build splits itself over `threads` threads. Draining the pending tail into an existing index runs
 /// on a concurrent utility queue in short steps.
+/// Guarding: every field is immutable after init; the queues and the group are thread-safe themselves.
 public final class BackgroundIndexer: @unchecked Sendable {
     let buildQueue = DispatchQueue(label: "latentdb.index-build", qos: .utility)
     let drainQueue = DispatchQueue(label: "latentdb.index-drain", qos: .utility, attributes: .concurrent)
@@ -30,6 +31,8 @@ public final class BackgroundIndexer: @unchecked Sendable {
 }
 
 /// A full build in progress: what changed since its snapshot, how far it is, whether it was cancelled.
+/// Guarding: `changed` is guarded by the owning collection's `state` write lock; `_progress` and
+/// `_cancelled` by `lock`; `spec` is immutable.
 final class IndexBuild: @unchecked Sendable {
     let spec: IndexSpec
     /// Slots written or deleted after the build took its snapshot; re-applied at the swap.

@@ -44,9 +44,9 @@ public final class Collection: @unchecked Sendable {
         defer { nameLock.unlock() }
         return storedName
     }
-    private var storedName: String
+    private var storedName: String          // guarded by nameLock
     private let nameLock = NSLock()
-    private var storedVersion: UInt64 = 0
+    private var storedVersion: UInt64 = 0    // guarded by versionLock
     private let versionLock = NSLock()
     public let dimension: Int
     public let metric: Metric
@@ -55,7 +55,8 @@ public final class Collection: @unchecked Sendable {
     let indexer: BackgroundIndexer
     private let writeMutex = NSLock()
     let state = ReadWriteLock()
-    // Guarded by `state` (reads) and by `writeMutex` + `state` (writes).
+    // From here to `dropped`: guarded by `state` (reads under its read lock; writes under `writeMutex`
+    // + `state`'s write lock, or under the write lock alone for index maintenance). `completedBuilds` too.
     let buffer: VectorBuffer
     private var slotOf: [ElementID: UInt32] = [:]
     var idOf: [ElementID?] = []

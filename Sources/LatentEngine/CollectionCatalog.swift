@@ -17,6 +17,10 @@ public struct CollectionSummary: Sendable {
 
 /// All collections of one data directory: opens them at startup, creates and drops them, and owns
 /// the WAL sync policy.
+///
+/// Guarding: `collections` and `closed` are guarded by `lock` (held across whole create, drop, rename and
+/// rebuild-definition writes); `syncTimer` is set in init and cleared in `close`, after which no request
+/// runs; `store`, `fsync`, `indexer` and `logger` are immutable.
 public final class CollectionCatalog: @unchecked Sendable {
     public let store: LatentStore
     public let fsync: FsyncPolicy

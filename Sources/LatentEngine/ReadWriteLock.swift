@@ -6,6 +6,7 @@ import Darwin
 
 /// A pthread read-write lock that prefers writers, so a steady stream of searches cannot starve
 /// the short in-memory update of a write.
+/// Guarding: the pthread rwlock is its own synchronisation; the pointer is immutable.
 final class ReadWriteLock: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 

@@ -510,6 +510,7 @@ extension HNSWIndex {
 }
 
 /// Search scratch reused across searches (one per concurrent search).
+/// Guarding: `free` is guarded by `lock`.
 final class ScratchPool: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [SearchScratch] = []
@@ -531,6 +532,7 @@ final class ScratchPool: @unchecked Sendable {
 }
 
 /// A fixed set of mutexes shared by many nodes (node % count): per-node locks without per-node memory.
+/// Guarding: the mutexes are their own synchronisation; the pointer and count are immutable.
 final class StripedLocks: @unchecked Sendable {
     private let locks: UnsafeMutablePointer<pthread_mutex_t>
     private let count: Int
@@ -550,6 +552,7 @@ final class StripedLocks: @unchecked Sendable {
     @inline(__always) func unlock(_ node: UInt32) { pthread_mutex_unlock(locks + Int(node) % count) }
 }
 
+/// Guarding: `value` is guarded by `lock`.
 final class AtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
@@ -563,6 +566,7 @@ final class AtomicCounter: @unchecked Sendable {
     }
 }
 
+/// Guarding: `value` is guarded by `lock`.
 final class AtomicFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

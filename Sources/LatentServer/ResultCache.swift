@@ -8,6 +8,8 @@ import LatentProtocol
 /// served after a write, a drop or a rename touched those collections: stale entries are simply missed
 /// and replaced. Collections bump their version after a write is visible, and the executor reads the
 /// versions before searching, so a reply computed across a write is stored under the older version.
+/// Guarding: every stored field (`capacity`, the index, entries, free list, LRU ends, stats) is guarded
+/// by `lock`; nothing is read outside it.
 public final class ResultCache: @unchecked Sendable {
     public struct Dependency: Equatable, Sendable {
         /// The collection's id: never reused, unlike a name (VDROP then VCREATE) or an object address.

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 
 /// Counters shown by INFO. Updated from the worker threads; one lock, held for a moment per batch.
+/// Guarding: the counters live in a NIOLockedValueBox; `startTime` is immutable.
 public final class ServerStats: @unchecked Sendable {
     private struct Counters {
         var connectedClients = 0

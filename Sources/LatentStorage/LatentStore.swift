@@ -54,6 +54,9 @@ public enum FsyncPolicy: String, CaseIterable, Sendable {
 }
 
 /// A LatentDB data directory opened with every column family, its format version checked.
+///
+/// Guarding: `db` is thread-safe (RocksDB); `lock` serialises reading and bumping the collection-id
+/// counter; `directory` is immutable.
 public final class LatentStore: @unchecked Sendable {
     public let db: RocksDB
     public let directory: String

@@ -65,6 +65,8 @@ public struct RocksDBOptions: Sendable {
 ///
 /// Thread-safe as RocksDB is: reads, writes and iterators may be used from any thread.
 /// `close()` must only be called once no other thread uses the handle.
+/// Guarding: `db`, `handles` and `cfOptions` are written only in init and `close()` (which the caller
+/// runs after the last use, as above); the option handles are immutable.
 public final class RocksDB: @unchecked Sendable {
     private var db: OpaquePointer?
     private var handles: [String: OpaquePointer] = [:]

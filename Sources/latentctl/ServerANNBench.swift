@@ -111,6 +111,7 @@ struct ServerANNBench: ParsableCommand {
     }
 }
 
+/// Guarding: `rows` is guarded by `lock`.
 final class ResultBox: @unchecked Sendable {
     private let lock = NSLock()
     private var rows: [[Int]]

@@ -62,6 +62,7 @@ struct VAddBench: ParsableCommand {
     }
 }
 
+/// Guarding: `n` is guarded by `lock`.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
