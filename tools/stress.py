@@ -64,6 +64,7 @@ class Worker(threading.Thread):
         self.rng = random.Random(wid)
         self.state = {"stable": {}, "hnsw": {}}  # element -> (vector, attrs) or None when deleted
         self.ops, self.errors = 0, []
+        self.vsim_seconds = []
 
     def run(self):
         c = Client(self.port)
@@ -96,7 +97,9 @@ class Worker(threading.Thread):
                         v, _ = self.state[coll][element]
                         self.state[coll][element] = (v, attrs)
                 else:
+                    t0 = time.time()
                     r = c.call("VSIM", coll, "FP32", fp32(vec(self.rng)), "COUNT", "10", "WITHSCORES")
+                    self.vsim_seconds.append(time.time() - t0)
                     if isinstance(r, RespError):
                         self.errors.append(f"VSIM: {r}")
             except (ConnectionError, OSError) as e:
@@ -168,6 +171,12 @@ class Rebuilder(threading.Thread):
             time.sleep(0.02)
 
 
+def percentile(sorted_seconds, q):
+    if not sorted_seconds:
+        return None
+    return round(1000 * sorted_seconds[min(len(sorted_seconds) - 1, int(q * len(sorted_seconds)))], 2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latentd", required=True)
@@ -230,6 +239,7 @@ def main():
                     got_attrs = c.call("VGETATTR", coll, element)
                     if (got_attrs.decode() if got_attrs is not None else None) != attrs:
                         failures.append(f"{coll}/{element}: attributes {got_attrs!r} != acknowledged {attrs!r}")
+        latencies = sorted(x for w in workers for x in w.vsim_seconds)
         rng = random.Random(99)
         for _ in range(50):
             q = fp32(vec(rng))
@@ -244,6 +254,8 @@ def main():
             "rss_mib_end": samples[-1][1] if samples else None,
             "rss_mib_max": max(s[1] for s in samples) if samples else None,
             "ping_worst_seconds": round(ping_worst, 3),
+            "vsim_ms_p50": percentile(latencies, 0.50), "vsim_ms_p99": percentile(latencies, 0.99),
+            "vsim_ms_max": percentile(latencies, 1.0),
             "failures": failures[:50], "failure_count": len(failures),
         }
         print(json.dumps(summary, indent=2))

@@ -121,6 +121,8 @@ public final class Collection: @unchecked Sendable {
                     throw EngineError.storage("vector \(slot) of '\(name)' has \(bytes.count) bytes, expected \(expectedBytes)")
                 }
                 guard Int(slot) < idOf.count, idOf[Int(slot)] != nil else { return } // orphan: no id maps to it
+                // Invariant for the unwraps below: dimension >= 1 (Validation) and bytes.count == 4 * dimension
+                // (checked above), so neither buffer is empty and both base addresses exist.
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { tmp in
                     #if _endian(little)
                     UnsafeMutableRawPointer(tmp.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: expectedBytes)
@@ -205,6 +207,7 @@ public final class Collection: @unchecked Sendable {
                     if Int(slot) == idOf.count { idOf.append(id) } else { idOf[Int(slot)] = id }
                     slotOf[id] = slot
                 }
+                // The vector was validated to have `dimension` >= 1 components: its base address exists.
                 vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
                 noteChanged(slot: slot, live: true)
             }

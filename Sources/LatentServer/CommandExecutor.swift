@@ -346,9 +346,9 @@ public final class CommandExecutor: @unchecked Sendable {
     private func cachedSimilar(_ request: VSimRequest, args: [ByteBuffer]) throws -> RESPValue {
         var names = [request.key]
         if case .element(_, let from?) = request.input { names.append(from) }
-        let collections = names.map { catalog.collection($0) }
-        guard collections.allSatisfy({ $0 != nil }) else { return try similar(request) }
-        let dependencies = collections.map { ResultCache.Dependency(collection: $0!.collectionId, version: $0!.writeVersion) }
+        let collections = names.compactMap { catalog.collection($0) }
+        guard collections.count == names.count else { return try similar(request) }
+        let dependencies = collections.map { ResultCache.Dependency(collection: $0.collectionId, version: $0.writeVersion) }
         let key = ResultCache.key(args.map { Array($0.readableBytesView) })
         if let hit = cache.lookup(key, current: dependencies) { return hit }
         let reply = try similar(request)
