@@ -75,10 +75,21 @@ public final class LatentStore: @unchecked Sendable {
         let contents = exists ? ((try? fm.contentsOfDirectory(atPath: directory)) ?? []) : []
         let isNew = contents.filter { !$0.hasPrefix(".") }.isEmpty
         if !isNew {
-            guard contents.contains("CURRENT"), let cfs = RocksDB.listColumnFamilies(path: directory) else {
+            let looksLikeRocksDB = contents.contains("CURRENT") || contents.contains { $0.hasPrefix("MANIFEST-") }
+            guard looksLikeRocksDB else {
                 throw StorageError(.notAStore,
                     "\(directory) is not a LatentDB data directory (it is not empty and holds no RocksDB database); "
                     + "choose an empty or new directory with --data-dir")
+            }
+            let cfs: [String]
+            do {
+                cfs = try RocksDB.listColumnFamiliesReportingErrors(path: directory)
+            } catch let e as StorageError {
+                // RocksDB's own files are there but unreadable: a damaged store, not a foreign directory.
+                throw StorageError(.damaged,
+                    "the RocksDB store in \(directory) is damaged and cannot be opened (\(e.message)); "
+                    + "its CURRENT or MANIFEST file is missing or corrupt. Restore the directory from a backup, "
+                    + "or try `ldb --db=\(directory) repair` (Debian's rocksdb-tools; writes after the damage may be lost)")
             }
             guard cfs.contains(StoreLayout.meta) else {
                 throw StorageError(.notAStore,

@@ -14,6 +14,8 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
         case notAStore
         /// The store was written by a newer LatentDB.
         case newerFormat
+        /// A RocksDB store whose own files (CURRENT, MANIFEST) are damaged.
+        case damaged
         /// Anything else RocksDB reported (I/O, corruption, ...).
         case rocksdb
     }
@@ -140,13 +142,24 @@ public final class RocksDB: @unchecked Sendable {
 
     /// The column families of an existing database, or nil when `path` holds none.
     public static func listColumnFamilies(path: String) -> [String]? {
+        try? listColumnFamiliesReportingErrors(path: path)
+    }
+
+    /// The column families of an existing database; throws what RocksDB reported when it cannot read
+    /// them (a missing, garbled or truncated CURRENT or MANIFEST).
+    public static func listColumnFamiliesReportingErrors(path: String) throws -> [String] {
         let opts = rocksdb_options_create()
         defer { rocksdb_options_destroy(opts) }
         var count = 0
         var err: UnsafeMutablePointer<CChar>? = nil
         let list = rocksdb_list_column_families(opts, path, &count, &err)
-        if let err { rocksdb_free(err) }
-        guard let list else { return nil }
+        if let err {
+            let message = String(cString: err)
+            rocksdb_free(err)
+            if let list { rocksdb_list_column_families_destroy(list, count) }
+            throw StorageError(.rocksdb, message)
+        }
+        guard let list else { throw StorageError(.rocksdb, "no column families listed") }
         defer { rocksdb_list_column_families_destroy(list, count) }
         return (0..<count).compactMap { i in list[i].map { String(cString: $0) } }
     }

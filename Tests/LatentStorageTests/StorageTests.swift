@@ -131,6 +131,28 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    // Regression (issue 8): a garbled MANIFEST or CURRENT was reported as "not a LatentDB store", which
+    // sends an operator the wrong way; it is a damaged store, and the message says what to do.
+    func testDamagedManifestOrCurrentIsReportedAsDamage() throws {
+        for target in ["CURRENT", "MANIFEST"] {
+            let dir = directory + "-" + target
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try LatentStore(directory: dir)
+            store.close()
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+            let name = target == "CURRENT" ? "CURRENT" : try XCTUnwrap(files.first { $0.hasPrefix("MANIFEST-") })
+            let path = dir + "/" + name
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            for i in stride(from: 0, to: bytes.count, by: 3) { bytes[i] ^= 0x5A }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try LatentStore(directory: dir), target) { e in
+                let err = e as? StorageError
+                XCTAssertEqual(err?.kind, .damaged, "\(target): \(e)")
+                XCTAssertTrue(err?.message.contains("is damaged") == true && err?.message.contains("ldb") == true, "\(e)")
+            }
+        }
+    }
+
     func testPrefixUpperBound() {
         XCTAssertEqual(prefixUpperBound([0, 0, 0, 1]), [0, 0, 0, 2])
         XCTAssertEqual(prefixUpperBound([0, 0xFF]), [1])
