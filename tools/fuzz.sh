@@ -12,7 +12,8 @@ mkdir -p .build-fuzz/corpus .build-fuzz/artifacts
 log=.build-fuzz/fuzz.log
 set +e
 # -rss_limit_mb: a leak or runaway allocation fails the run; -timeout: one input taking 10 s is a hang.
-.build-fuzz/release/latent-fuzz .build-fuzz/corpus tests/fuzz/corpus -max_total_time="$SECONDS_TO_RUN" \
+LSAN_OPTIONS="suppressions=$PWD/tools/lsan-suppressions.txt:print_suppressions=0" \
+  .build-fuzz/release/latent-fuzz .build-fuzz/corpus tests/fuzz/corpus -max_total_time="$SECONDS_TO_RUN" \
   -rss_limit_mb=2048 -timeout=10 -max_len=4096 -print_final_stats=1 \
   -artifact_prefix=.build-fuzz/artifacts/ "$@" >"$log" 2>&1
 rc=$?

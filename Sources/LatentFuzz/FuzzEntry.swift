@@ -15,8 +15,17 @@ import NIOCore
 /// Inputs change it, as a hostile client would; collections are bounded by the executor's own limits.
 private let fuzzCatalog: CollectionCatalog = {
     let dir = NSTemporaryDirectory() + "latentdb-fuzz-\(ProcessInfo.processInfo.processIdentifier)"
-    return try! CollectionCatalog(directory: dir, fsync: .no) // the fuzzer's own setup, not reachable from input
+    let catalog = try! CollectionCatalog(directory: dir, fsync: .no) // the fuzzer's own setup, not reachable from input
+    // libFuzzer ends with exit(): close the catalog first (stop index builds, wait for them, close RocksDB),
+    // as latentd does at shutdown, or a build still flushing races RocksDB's static destructors.
+    atexit { closeFuzzCatalog() }
+    return catalog
 }()
+
+private func closeFuzzCatalog() {
+    fuzzCatalog.close()
+    try? FileManager.default.removeItem(atPath: fuzzCatalog.store.directory)
+}
 
 private let fuzzExecutor: CommandExecutor = {
     var config = ServerConfiguration()
