@@ -25,6 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from procinfo import rss_mib  # noqa: E402
 from resp_client import Client, RespError  # noqa: E402
 
 DIM = 16
@@ -37,14 +38,6 @@ def start(latentd, data_dir):
     if not line.startswith("latentd ready on"):
         raise SystemExit(f"latentd did not start: {line!r} {proc.stderr.read()!r}")
     return proc, int(line.strip().rsplit(":", 1)[1])
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def vec(rng):

@@ -70,6 +70,8 @@ public struct RESPDecoder: ByteToMessageDecoder {
     /// Arguments of a multibulk request still arriving, and how many are still to come.
     private var partial: [ByteBuffer] = []
     private var partialBytes = 0
+    /// How many bytes of an inline line still arriving have been checked already.
+    private var inlineScanned = 0
     private var remaining = 0
 
     public init(limits: RESPDecoderLimits = RESPDecoderLimits(), authentication: AuthenticationState? = nil) {
@@ -199,12 +201,38 @@ public struct RESPDecoder: ByteToMessageDecoder {
 
     // MARK: Inline
 
-    private func inline(_ buffer: inout ByteBuffer) throws -> [ByteBuffer]?? {
+    /// Whether `b` can appear in a typed inline request: printable ASCII, tab, CR, ESC (terminal keys)
+    /// and bytes of UTF-8 text. Anything else (NUL, other control bytes, DEL) means the peer is not
+    /// typing commands: binary garbage, a TLS ClientHello or an HTTP/2 preface on the plain port. It is
+    /// refused at once instead of waiting for a newline that may never come.
+    @inline(__always)
+    static func isInlineText(_ b: UInt8) -> Bool {
+        b >= 0x20 ? b != 0x7F : (b == 0x09 || b == 0x0D || b == 0x1B)
+    }
+
+    private mutating func inline(_ buffer: inout ByteBuffer) throws -> [ByteBuffer]?? {
         let view = buffer.readableBytesView
-        guard let nl = view.firstIndex(of: UInt8(ascii: "\n")) else {
+        // Bytes before `inlineScanned` were checked by an earlier call (the line is still arriving), so
+        // a line received one byte per read is scanned once, not once per read.
+        var i = view.startIndex + min(inlineScanned, view.count)
+        var newline: Int?
+        while i < view.endIndex {
+            let b = view[i]
+            if b == UInt8(ascii: "\n") { newline = i; break }
+            if !Self.isInlineText(b) {
+                throw RESPProtocolError("invalid byte 0x\(String(b, radix: 16)) in an inline request: send RESP (multibulk) or text commands")
+            }
+            i += 1
+        }
+        guard let nl = newline else {
+            inlineScanned = view.count
             if view.count > limits.maxInlineBytes { throw RESPProtocolError("too big inline request") }
+            if unauthenticated && view.count > limits.unauthenticatedMaxBulkBytes {
+                throw RESPProtocolError("unauthenticated inline request too big")
+            }
             return nil
         }
+        inlineScanned = 0
         var line = view[view.startIndex..<nl]
         if line.count > limits.maxInlineBytes { throw RESPProtocolError("too big inline request") }
         if unauthenticated && line.count > limits.unauthenticatedMaxBulkBytes {
@@ -216,6 +244,7 @@ public struct RESPDecoder: ByteToMessageDecoder {
         if words.isEmpty { return .some(nil) }
         return .some(words.map { ByteBuffer(bytes: $0) })
     }
+
 }
 
 /// Splits an inline request into words the way Redis' sdssplitargs does: spaces separate words;

@@ -173,6 +173,24 @@ final class RESPDecoderTests: XCTestCase {
         XCTAssertEqual(try requests(c).first?.count, 2)
     }
 
+    // A peer that is not typing commands (binary garbage, a TLS ClientHello on the plain port) is told at
+    // once instead of waiting for a newline that never comes.
+    func testBinaryBytesInAnInlineRequestAreRefusedAtOnce() throws {
+        try assertProtocolError("PI\u{0}NG", "invalid byte 0x0 in an inline request: send RESP (multibulk) or text commands")
+        let c = try channel()
+        XCTAssertThrowsError(try c.writeInbound(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00]))) {
+            XCTAssertEqual(($0 as? RESPProtocolError)?.message.hasPrefix("invalid byte 0x16"), true)
+        }
+        // Text stays text: tabs, CR, ESC from terminal keys, UTF-8, and binary inside multibulk.
+        let ok = try channel()
+        try ok.writeInbound(ByteBuffer(bytes: Array("ECHO\tcaf\u{E9} \u{1B}[A\r\n".utf8)))
+        XCTAssertEqual(try requests(ok), [["ECHO", "caf\u{E9}", "\u{1B}[A"]])
+        // A line arriving one byte per read is checked as it comes.
+        let slow = try channel()
+        for b in Array("PING".utf8) { try slow.writeInbound(ByteBuffer(bytes: [b])) }
+        XCTAssertThrowsError(try slow.writeInbound(ByteBuffer(bytes: [0x01])))
+    }
+
     func testEncoderWritesRESP2() throws {
         var b = ByteBuffer()
         RESPValue.array([.simpleString("OK"), .err("bad\r\nthing"), .integer(-3), .bulk("hé"), .null, .nullArray, .array([])])

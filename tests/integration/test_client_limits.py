@@ -5,15 +5,8 @@ import threading
 import time
 
 from conftest import Server, read_until_closed
+from procinfo import rss_mib
 from resp_client import Client, encode, fp32
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def test_idle_timeout_closes_a_connection_that_declares_a_bulk_and_sends_nothing(data_dir):

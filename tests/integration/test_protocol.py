@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import LATENTD, Server, read_exactly, read_until_closed
+from procinfo import rss_mib
 from resp_client import Client, RespError, encode, fp32
 
 
@@ -212,25 +213,17 @@ def test_flag_values_that_would_overflow_are_refused(data_dir):
         assert out.returncode != 0 and flags[0] in out.stderr, (flags, out.stderr)
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_unauthenticated_client_cannot_make_the_server_buffer_a_large_bulk(data_dir):
     s = Server(data_dir, "--requirepass", "pw").start()
     try:
-        before = rss_kib(s.proc.pid)
+        before = rss_mib(s.proc.pid)
         sock = s.connect()
         sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$500000000\r\n" + b"x" * 65536)
         assert read_until_closed(sock) == b"-ERR Protocol error: unauthenticated bulk length\r\n"
         sock = s.connect()
         sock.sendall(b"*11\r\n")
         assert read_until_closed(sock) == b"-ERR Protocol error: unauthenticated multibulk length\r\n"
-        assert rss_kib(s.proc.pid) - before < 16 * 1024
+        assert rss_mib(s.proc.pid) - before < 16
         ok = Client(s.port)
         assert ok.call("AUTH", "pw") == "OK"
         assert ok.call("ECHO", "y" * 100000) == b"y" * 100000
@@ -252,3 +245,13 @@ def test_binary_element_ids_stay_distinct_and_are_replied_as_sent(server):
     assert c.call("VREM", "bin", b"\xff") == 1
     assert c.call("VISMEMBER", "bin", b"\xfe") == 1
     assert c.call("VISMEMBER", "bin", b"\xff") == 0
+
+
+def test_binary_garbage_on_the_inline_path_is_refused_at_once(server):
+    sock = server.connect()
+    sock.sendall(bytes([0x16, 0x03, 0x01, 0x00, 0xA5, 0x01]))  # the start of a TLS ClientHello
+    started = time.time()
+    reply = read_until_closed(sock, timeout=5)
+    assert reply.startswith(b"-ERR Protocol error: invalid byte 0x16 in an inline request")
+    assert time.time() - started < 1
+    assert Client(server.port).call("PING") == "PONG"
