@@ -81,7 +81,8 @@ extension Collection {
             startBuild = index.wantsRebuild(requested: indexSpec, live: buffer.liveCount, pending: pending.count)
             if startBuild {
                 build = IndexBuild(spec: indexSpec)
-            } else if !pending.isEmpty && !drainScheduled && index.isTrained && !index.scansCollectionBuffer {
+            } else if (!pending.isEmpty || index.hasRepairWork) && !drainScheduled && index.isTrained
+                        && !index.scansCollectionBuffer {
                 drainScheduled = true
                 startDrain = true
             }
@@ -93,9 +94,9 @@ extension Collection {
     /// The requested spec with defaults filled in, to compare with what an index was built with.
     var indexSpecResolved: IndexSpec { indexSpec.resolved }
 
-    /// Adds pending vectors to the index in slices of at most `drainSlice`, then pauses as long as the
-    /// slice took: half of the time the lock is free, so writes and searches never queue behind a
-    /// long run of slices (a pthread rwlock does not hand the lock to waiters in order).
+    /// Adds pending vectors to the index and repairs its deletes in slices of at most `drainSlice`, then
+    /// pauses as long as the slice took: half of the time the lock is free, so writes and searches never
+    /// queue behind a long run of slices (a pthread rwlock does not hand the lock to waiters in order).
     private func drainPending() {
         while true {
             let sliceStart = DispatchTime.now().uptimeNanoseconds
@@ -110,8 +111,16 @@ extension Collection {
                     pending.removeFirst()
                     snapshotDirty = true
                 }
-                if pending.isEmpty { drainScheduled = false }
-                return !pending.isEmpty
+                // Deletes and replacements are repaired in the rest of the slice (a pass starts early
+                // only when tombstones pile up, at once when the tail is empty).
+                var repairLeft = index.hasRepairWork
+                if repairLeft && DispatchTime.now().uptimeNanoseconds < deadline {
+                    repairLeft = index.repair(until: deadline, idle: pending.isEmpty)
+                    snapshotDirty = true
+                }
+                let more = !pending.isEmpty || repairLeft
+                if !more { drainScheduled = false }
+                return more
             }
             if !more { return }
             let took = DispatchTime.now().uptimeNanoseconds - sliceStart

@@ -106,21 +106,47 @@ public final class Collection: @unchecked Sendable {
             indexer.logger.debug("load \(name): \(what) \(Double(now - phase) / 1e9) s")
             phase = now
         }
+        do {
+            try loadRecords(lap)
+        } catch let e as StorageError {
+            throw EngineError.storage("store damaged: collection '\(name)': \(e.message); restore a backup, or repair the store "
+                + "with `ldb --db=DIR repair` (Debian's rocksdb-tools) and accept the loss of the damaged records")
+        }
+        scheduleIndexMaintenance()
+    }
+
+    private func loadRecords(_ lap: (String) -> Void) throws {
         try state.withWriteLock {
+            // Slot records are checked before anything is sized from them: a damaged or crafted slot
+            // must produce a clear error (or an orphan), never an allocation of billions of entries.
+            var idOfSlot: [UInt32: ElementID] = [:]
             try store.scanKeys(collection: collectionId) { bytes, slot in
                 let id = ElementID(bytes: bytes)
-                slotOf[id] = slot
-                if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
-                idOf[Int(slot)] = id
+                if let other = idOfSlot.updateValue(id, forKey: slot) {
+                    throw EngineError.storage("store damaged: elements \(other.description) and \(id.description) of '\(name)' "
+                        + "both map to slot \(slot) in the keys column family; restore a backup, or delete one of them with "
+                        + "`ldb --db=DIR --column_family=keys delete` and restart")
+                }
             }
             lap("id map")
-            buffer.reserve(slots: idOf.count)
             let expectedBytes = dimension * 4
+            // Slots are dense (freed slots are reused first), so a store this machine can serve has no slot
+            // whose vectors, norms, flags and id map (dimension x 4 + 13 bytes per slot, doubled while
+            // growing) would need more than a quarter of its memory: beyond that the slot is damaged.
+            let slotLimit = Int(min(UInt64(UInt32.max), ProcessInfo.processInfo.physicalMemory / 4 / UInt64(expectedBytes + 13)))
+            var orphanVectors: [UInt32] = []
             try store.scanVectors(collection: collectionId) { slot, bytes in
                 guard bytes.count == expectedBytes else {
                     throw EngineError.storage("vector \(slot) of '\(name)' has \(bytes.count) bytes, expected \(expectedBytes)")
                 }
-                guard Int(slot) < idOf.count, idOf[Int(slot)] != nil else { return } // orphan: no id maps to it
+                guard let id = idOfSlot[slot] else { orphanVectors.append(slot); return } // no id maps to it
+                guard Int(slot) < slotLimit else {
+                    throw EngineError.storage("store damaged: element \(id.description) of '\(name)' has slot \(slot), beyond what "
+                        + "this machine's memory could hold; restore a backup or delete the element's records")
+                }
+                slotOf[id] = slot
+                if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
+                idOf[Int(slot)] = id
                 // Invariant for the unwraps below: dimension >= 1 (Validation) and bytes.count == 4 * dimension
                 // (checked above), so neither buffer is empty and both base addresses exist.
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { tmp in
@@ -132,11 +158,26 @@ public final class Collection: @unchecked Sendable {
                     buffer.set(slot: Int(slot), tmp.baseAddress!)
                 }
             }
-            // An id whose vector is missing cannot be served; drop it from memory (the batch writes both,
-            // so this only happens to a store edited by hand).
-            for (id, slot) in slotOf where !buffer.isLive(Int(slot)) {
-                slotOf[id] = nil
-                idOf[Int(slot)] = nil
+            // An id whose vector is missing (or a vector no id maps to) cannot be served: the batch
+            // writes both, so only a damaged or hand-edited store has them. They are deleted (so their
+            // slots can be reused without two ids claiming one) and reported.
+            let orphanIds = idOfSlot.filter { slotOf[$0.value] == nil }
+            if !orphanIds.isEmpty || !orphanVectors.isEmpty {
+                do {
+                    let batch = WriteBatch(for: store.db)
+                    for (slot, id) in orphanIds { try store.deleteElement(collection: collectionId, id: id.bytes, slot: slot, in: batch) }
+                    for slot in orphanVectors { try store.deleteSlotRecords(collection: collectionId, slot: slot, in: batch) }
+                    try store.db.write(batch)
+                    indexer.logger.warning("""
+                        collection \(name): deleted \(orphanIds.count) element ids without a vector and \(orphanVectors.count) \
+                        vectors without an id (a damaged or hand-edited store)
+                        """)
+                } catch {
+                    throw EngineError.storage("""
+                        collection \(name) has \(orphanIds.count) element ids without a vector and \(orphanVectors.count) vectors \
+                        without an id, and deleting them failed: \(error)
+                        """)
+                }
             }
             lap("vectors")
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
@@ -146,7 +187,6 @@ public final class Collection: @unchecked Sendable {
             }
             lap("index")
         }
-        scheduleIndexMaintenance()
     }
 
     // MARK: Writes

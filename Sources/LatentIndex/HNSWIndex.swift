@@ -9,9 +9,11 @@ import LatentVectors
 /// distance was just computed finds its links in cache. The rarely visited upper layers live in small
 /// per-node arrays. Nodes are the index's own ids; `slots` maps them to the collection's slots.
 ///
-/// Deletes and replacements mark the old node deleted: it is still traversed (the graph stays
-/// connected), never returned. The collection rebuilds the index when deleted nodes pass a fraction
-/// of the graph, so the graph cannot grow without bound under delete/re-insert loops (mark and reclaim).
+/// Deletes and replacements are repaired in place (HNSWIndex+Repair.swift): a removed node becomes a
+/// tombstone, still traversed as a waypoint and never returned or linked to; a repair pass then
+/// relinks every live node that pointed at it (to the tombstone's own neighbours, pruned with the
+/// insert heuristic) and frees its node, which the next insert reuses. Under a steady update load the
+/// graph therefore keeps its size and quality without a full rebuild.
 ///
 /// Thread safety: `build` inserts from several threads at once, guarding each node's links with a
 /// striped lock. Outside `build`, the owner serializes mutations against searches (the collection's
@@ -23,15 +25,17 @@ public final class HNSWIndex: VectorIndex {
     public let m0: Int
     public let efConstruction: Int
     public var spec: IndexSpec { IndexSpec(kind: .hnsw, m: m, efConstruction: efConstruction) }
-    public var infoFields: [(String, String)] { [("m", String(m)), ("ef-construction", String(efConstruction))] }
+    public var infoFields: [(String, String)] {
+        [("m", String(m)), ("ef-construction", String(efConstruction)), ("free-nodes", String(freeNodes.count)),
+         ("repair-passes", String(repairPasses))]
+    }
 
-    /// Inserts one by one are cheaper than a parallel build only for a short tail; deleted nodes kept
-    /// as waypoints cost memory and search time once they are a quarter of the graph.
+    /// Inserts one by one are cheaper than a parallel build only for a long bulk tail (a load that
+    /// outpaces the drain). Deletes never ask for a build: repair passes reclaim their nodes.
     public static let incrementalLimit = 5_000
 
     public func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool {
         !spec.satisfies(requested) || pending > max(HNSWIndex.incrementalLimit, liveCount / 5)
-            || deletedCount > max(1_000, liveCount / 4)
     }
 
     public func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int,
@@ -42,24 +46,38 @@ public final class HNSWIndex: VectorIndex {
     /// COSINE is served as inner product over normalised vectors: one dot product per comparison.
     private let kernelMetric: Metric
     private let levelMultiplier: Double
-    fileprivate var rng: SplitMix64
+    var rng: SplitMix64
 
     private(set) var capacity: Int
-    public fileprivate(set) var count = 0
+    public internal(set) var count = 0
     /// Per node: `dimension` floats, then `m0 + 1` link words, padded to `stride` bytes.
-    fileprivate var level0: UnsafeMutableRawPointer
-    fileprivate let stride: Int
+    var level0: UnsafeMutableRawPointer
+    let stride: Int
     /// Per node above layer 0: `level x (m + 1)` words in raw memory (nil at layer 0). Raw memory, not
     /// nested arrays: parallel builders rewrite different nodes' lists at once, and a Swift array of
     /// arrays would copy-on-write under them and lose updates.
-    fileprivate var upperLinks: [UnsafeMutablePointer<UInt32>?] = []
-    fileprivate var levels: [UInt8] = []
-    fileprivate(set) var slots: [UInt32] = []
-    fileprivate var deleted: [Bool] = []
-    public fileprivate(set) var deletedCount = 0
-    fileprivate var nodeOfSlot: [UInt32: UInt32] = [:]
-    fileprivate var entryPoint: UInt32 = 0
-    fileprivate var maxLevel = -1
+    var upperLinks: [UnsafeMutablePointer<UInt32>?] = []
+    var levels: [UInt8] = []
+    internal(set) var slots: [UInt32] = []
+    /// True for tombstones and free nodes: never returned by a search, never chosen as a neighbour.
+    var deleted: [Bool] = []
+    /// Tombstones (deleted, still linked to): `tombstones` plus the running pass's `repairBatch`.
+    public internal(set) var deletedCount = 0
+    /// Deleted since the last repair pass started, in deletion order.
+    var tombstones: [UInt32] = []
+    /// The tombstones the running repair pass unlinks (empty when no pass runs); `inRepairBatch` flags
+    /// them per node and `repairCursor` is the next node whose links the pass checks.
+    var repairBatch: [UInt32] = []
+    var inRepairBatch: [Bool] = []
+    var repairCursor = 0
+    /// Nodes no live node links to any more, reused by the next inserts (hnswlib's replace_deleted).
+    var freeNodes: [UInt32] = []
+    /// Repair passes completed and links rewritten by them (VINFO, tests).
+    public internal(set) var repairPasses = 0
+    public internal(set) var relinkedLists = 0
+    var nodeOfSlot: [UInt32: UInt32] = [:]
+    var entryPoint: UInt32 = 0
+    var maxLevel = -1
 
     private let scratchPool = ScratchPool()
     /// Lock stripes for parallel builds, sized by the capacity the index is created with (an empty
@@ -82,7 +100,7 @@ public final class HNSWIndex: VectorIndex {
         // Capacity 0 is allowed: an empty collection's graph allocates nothing until its first node.
         self.capacity = max(capacity, 0)
         stripes = StripedLocks(count: min(4096, max(16, self.capacity)))
-        stride = (dimension * 4 + (m0 + 1) * 4 + 63) / 64 * 64
+        stride = HNSWIndex.levelZeroStride(dimension: dimension, m: self.m)
         level0 = .allocate(byteCount: max(64, self.capacity * stride), alignment: 64)
     }
 
@@ -91,7 +109,7 @@ public final class HNSWIndex: VectorIndex {
         for p in upperLinks { p?.deallocate() }
     }
 
-    public var liveCount: Int { count - deletedCount }
+    public var liveCount: Int { count - deletedCount - freeNodes.count }
     public var cheapToAdd: Bool { false }
 
     public var memoryBytes: Int {
@@ -115,82 +133,101 @@ public final class HNSWIndex: VectorIndex {
     }
 
     @inline(__always)
-    fileprivate func vector(_ node: UInt32) -> UnsafePointer<Float> {
+    func vector(_ node: UInt32) -> UnsafePointer<Float> {
         UnsafePointer((level0 + Int(node) * stride).assumingMemoryBound(to: Float.self))
     }
 
     /// Layer-0 links of `node`: `[count, id, id, ...]`.
     @inline(__always)
-    fileprivate func links0(_ node: UInt32) -> UnsafeMutablePointer<UInt32> {
+    func links0(_ node: UInt32) -> UnsafeMutablePointer<UInt32> {
         (level0 + Int(node) * stride + dimension * 4).assumingMemoryBound(to: UInt32.self)
     }
 
     @inline(__always)
-    private func distance(_ q: UnsafePointer<Float>, _ node: UInt32) -> Float {
+    func distance(_ q: UnsafePointer<Float>, _ node: UInt32) -> Float {
         kernelMetric == .l2 ? DistanceKernels.l2Squared(q, vector(node), dimension)
                             : -DistanceKernels.dot(q, vector(node), dimension)
     }
 
     /// The internal distance users of the protocol expect (COSINE: 1 - cos).
     @inline(__always)
-    private func external(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
+    func external(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
 
-    fileprivate static func allocateUpper(level: Int, m: Int) -> UnsafeMutablePointer<UInt32>? {
+    static func allocateUpper(level: Int, m: Int) -> UnsafeMutablePointer<UInt32>? {
         guard level > 0 else { return nil }
         let p = UnsafeMutablePointer<UInt32>.allocate(capacity: level * (m + 1))
         p.initialize(repeating: 0, count: level * (m + 1))
         return p
     }
 
-    private func randomLevel() -> Int {
+    func randomLevel() -> Int {
         let u = rng.unit()
         return min(Int(-log(max(u, 1e-300)) * levelMultiplier), 31)
     }
 
-    /// Allocates a node for `slot` with its vector copied (normalised under COSINE) and its level drawn.
+    /// Allocates a node for `slot` with its vector copied (normalised under COSINE) and its level drawn:
+    /// a free node when there is one (no live node links to it: its old links and level are replaced),
+    /// otherwise a new one at the end.
     private func allocateNode(slot: UInt32, vector source: UnsafePointer<Float>) -> UInt32 {
-        reserve(count + 1)
-        let node = UInt32(count)
-        let dst = (level0 + count * stride).bindMemory(to: Float.self, capacity: dimension)
+        let level = randomLevel()
+        let node: UInt32
+        if let free = freeNodes.popLast() {
+            node = free
+            upperLinks[Int(node)]?.deallocate()
+            upperLinks[Int(node)] = HNSWIndex.allocateUpper(level: level, m: m)
+            levels[Int(node)] = UInt8(level)
+            slots[Int(node)] = slot
+            deleted[Int(node)] = false
+        } else {
+            reserve(count + 1)
+            node = UInt32(count)
+            (level0 + count * stride + dimension * 4).bindMemory(to: UInt32.self, capacity: m0 + 1)
+            levels.append(UInt8(level))
+            upperLinks.append(HNSWIndex.allocateUpper(level: level, m: m))
+            slots.append(slot)
+            deleted.append(false)
+            inRepairBatch.append(false)
+            count += 1
+        }
+        let dst = (level0 + Int(node) * stride).bindMemory(to: Float.self, capacity: dimension)
         dst.update(from: source, count: dimension)
-        (level0 + count * stride + dimension * 4).bindMemory(to: UInt32.self, capacity: m0 + 1)
         if metric == .cosine {
             let inv = DistanceKernels.inverseNorm(dst, dimension)
             for i in 0..<dimension { dst[i] *= inv }
         }
         links0(node)[0] = 0
-        let level = randomLevel()
-        levels.append(UInt8(level))
-        upperLinks.append(HNSWIndex.allocateUpper(level: level, m: m))
-        slots.append(slot)
-        deleted.append(false)
-        count += 1
         return node
     }
 
     // MARK: Links
 
     /// The neighbors of `node` at `level`, copied (so a concurrent builder may rewrite them meanwhile).
+    /// A node without that level has none: a tombstone's stale upper link may name a node that was freed
+    /// and reused with a lower level.
     @inline(__always)
-    private func withLinks<T>(_ node: UInt32, _ level: Int, locked: Bool, _ body: (UnsafeBufferPointer<UInt32>) -> T) -> T {
+    func withLinks<T>(_ node: UInt32, _ level: Int, locked: Bool, _ body: (UnsafeBufferPointer<UInt32>) -> T) -> T {
         if locked { stripes.lock(node) }
         defer { if locked { stripes.unlock(node) } }
         if level == 0 {
             let base = links0(node)
             return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
         }
-        let base = upperLinks[Int(node)]! + (level - 1) * (m + 1)
+        // Invariant: levels[node] > 0 exactly when upperLinks[node] holds levels[node] lists.
+        guard level <= Int(levels[Int(node)]), let upper = upperLinks[Int(node)] else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+        let base = upper + (level - 1) * (m + 1)
         return body(UnsafeBufferPointer(start: base + 1, count: Int(base[0])))
     }
 
-    private func setLinks(_ node: UInt32, _ level: Int, _ neighbors: [UInt32]) {
+    func setLinks(_ node: UInt32, _ level: Int, _ neighbors: [UInt32]) {
         if level == 0 {
             let base = links0(node)
             base[0] = UInt32(neighbors.count)
             for (i, n) in neighbors.enumerated() { base[1 + i] = n }
         } else {
             let base = (level - 1) * (m + 1)
-            let list = upperLinks[Int(node)]! + base
+            // Callers set lists only at levels the node has (checked by `withLinks` readers and the loader).
+            guard level <= Int(levels[Int(node)]), let upper = upperLinks[Int(node)] else { return }
+            let list = upper + base
             list[0] = UInt32(neighbors.count)
             for (i, n) in neighbors.enumerated() { list[1 + i] = n }
         }
@@ -294,7 +331,7 @@ public final class HNSWIndex: VectorIndex {
     /// Keeps at most `limit` of `candidates` (sorted nearest first), skipping any that is closer to an
     /// already kept neighbor than to the new node: links then spread in all directions instead of
     /// crowding into one cluster, which is what keeps the graph navigable (the paper's Algorithm 4).
-    private func selectNeighbors(_ candidates: [Neighbor], limit: Int) -> [Neighbor] {
+    func selectNeighbors(_ candidates: [Neighbor], limit: Int) -> [Neighbor] {
         guard candidates.count > limit else { return candidates }
         var kept: [Neighbor] = []
         kept.reserveCapacity(limit)
@@ -341,7 +378,8 @@ public final class HNSWIndex: VectorIndex {
         defer { scratchPool.give(scratch) }
         for l in Swift.stride(from: min(level, top), through: 0, by: -1) {
             scratch.reset(nodes: count)
-            searchLayer(q, entry: ep, ef: efConstruction, level: l, skipDeleted: false, locked: locked, scratch: scratch)
+            // Tombstones are traversed, never chosen: a repair pass relies on no new link reaching them.
+            searchLayer(q, entry: ep, ef: efConstruction, level: l, skipDeleted: true, locked: locked, scratch: scratch)
             let sorted = scratch.results.items.sorted { $0.distance < $1.distance }
             let chosen = selectNeighbors(sorted.filter { $0.slot != node }, limit: m)
             if locked { stripes.lock(node) }
@@ -395,10 +433,12 @@ public final class HNSWIndex: VectorIndex {
         link(node, locked: false)
     }
 
+    /// Makes `slot`'s node a tombstone; a repair pass later unlinks and frees it.
     public func remove(slot: UInt32) {
         guard let node = nodeOfSlot.removeValue(forKey: slot) else { return }
         deleted[Int(node)] = true
         deletedCount += 1
+        tombstones.append(node)
     }
 
     /// Inserts `newSlots` (their vectors back to back at `vectors`) using `threads` threads: a build
@@ -431,145 +471,3 @@ public final class HNSWIndex: VectorIndex {
     }
 }
 
-extension HNSWIndex {
-    /// Live nodes that no other node links to at layer 0: reachable only through upper layers, if at
-    /// all. A diagnostic for graph quality (the benchmark prints it).
-    public var unreferencedNodes: Int {
-        var referenced = [Bool](repeating: false, count: count)
-        for node in 0..<count {
-            let l = links0(UInt32(node))
-            for j in 0..<Int(l[0]) { referenced[Int(l[1 + j])] = true }
-        }
-        return (0..<count).filter { !referenced[$0] && !deleted[$0] && UInt32($0) != entryPoint }.count
-    }
-
-    public var indexedSlots: [UInt32] { Array(nodeOfSlot.keys) }
-
-    public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool {
-        guard let node = nodeOfSlot[slot] else { return false }
-        return sameVector(self.vector(node), vector, dimension: dimension)
-    }
-
-    // Payload: m, efConstruction, count u32; maxLevel i32; entry point u32; generator state u64;
-    // slots (count u32); levels (count u8); deleted flags (count u8); the layer-0 block (count x stride
-    // bytes: vector then links); then each upper-layer node's links (level x (m + 1) u32).
-    func serialize(into w: inout ByteWriter) {
-        w.u32(UInt32(m))
-        w.u32(UInt32(efConstruction))
-        w.u32(UInt32(count))
-        w.i32(Int32(maxLevel))
-        w.u32(entryPoint)
-        w.u64(rng.state)
-        w.u32s(slots)
-        w.bytes(levels)
-        w.bytes(deleted.map { $0 ? 1 : 0 })
-        w.raw(level0, count * stride)
-        for node in 0..<count where levels[node] > 0 { w.raw(upperLinks[node]!, Int(levels[node]) * (m + 1) * 4) }
-    }
-
-    static func deserialize(_ r: inout ByteReader, metric: Metric, dimension: Int) throws -> HNSWIndex {
-        let m = Int(try r.u32()), efConstruction = Int(try r.u32()), count = Int(try r.u32())
-        let maxLevel = Int(try r.i32())
-        let entry = try r.u32()
-        let state = try r.u64()
-        guard (2...512).contains(m), count >= 0, count * 6 <= r.remaining, maxLevel < 32,
-              count == 0 ? maxLevel == -1 : (Int(entry) < count && maxLevel >= 0) else {
-            throw SnapshotError("HNSW snapshot header is inconsistent")
-        }
-        let index = HNSWIndex(metric: metric, dimension: dimension, m: m, efConstruction: efConstruction, capacity: max(count, 16))
-        index.rng.state = state
-        index.slots = try r.u32s(count)
-        index.levels = try r.bytes(count)
-        index.deleted = try r.bytes(count).map { $0 != 0 }
-        guard count * index.stride <= r.remaining else { throw SnapshotError("HNSW snapshot truncated") }
-        try r.copy(count * index.stride, to: index.level0)
-        index.count = count
-        index.upperLinks = try index.levels.map { level in
-            let p = HNSWIndex.allocateUpper(level: Int(level), m: m)
-            if let p { try r.copy(Int(level) * (m + 1) * 4, to: p) }
-            return p
-        }
-        // Every link must point at a node and fit its list: a snapshot that passed the checksum but was
-        // written by a buggy build must not send a search out of bounds.
-        for node in 0..<count {
-            let l0 = index.links0(UInt32(node))
-            guard Int(l0[0]) <= index.m0, (0..<Int(l0[0])).allSatisfy({ Int(l0[1 + $0]) < count }),
-                  Int(index.levels[node]) <= maxLevel else { throw SnapshotError("HNSW snapshot has a bad link list") }
-            for level in 0..<Int(index.levels[node]) {
-                let base = level * (m + 1), links = index.upperLinks[node]!
-                guard Int(links[base]) <= m, (0..<Int(links[base])).allSatisfy({ Int(links[base + 1 + $0]) < count }) else {
-                    throw SnapshotError("HNSW snapshot has a bad upper link list")
-                }
-            }
-            if index.deleted[node] { index.deletedCount += 1 } else { index.nodeOfSlot[index.slots[node]] = UInt32(node) }
-        }
-        index.entryPoint = entry
-        index.maxLevel = maxLevel
-        return index
-    }
-}
-
-/// Search scratch reused across searches (one per concurrent search).
-/// Guarding: `free` is guarded by `lock`.
-final class ScratchPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [SearchScratch] = []
-
-    func take(nodes: Int) -> SearchScratch {
-        lock.lock()
-        let s = free.popLast()
-        lock.unlock()
-        let scratch = s ?? SearchScratch(capacity: nodes)
-        scratch.reset(nodes: nodes)
-        return scratch
-    }
-
-    func give(_ s: SearchScratch) {
-        lock.lock()
-        free.append(s)
-        lock.unlock()
-    }
-}
-
-/// A fixed set of mutexes shared by many nodes (node % count): per-node locks without per-node memory.
-/// Guarding: the mutexes are their own synchronisation; the pointer and count are immutable.
-final class StripedLocks: @unchecked Sendable {
-    private let locks: UnsafeMutablePointer<pthread_mutex_t>
-    private let count: Int
-
-    init(count: Int) {
-        self.count = count
-        locks = .allocate(capacity: count)
-        for i in 0..<count { pthread_mutex_init(locks + i, nil) }
-    }
-
-    deinit {
-        for i in 0..<count { pthread_mutex_destroy(locks + i) }
-        locks.deallocate()
-    }
-
-    @inline(__always) func lock(_ node: UInt32) { pthread_mutex_lock(locks + Int(node) % count) }
-    @inline(__always) func unlock(_ node: UInt32) { pthread_mutex_unlock(locks + Int(node) % count) }
-}
-
-/// Guarding: `value` is guarded by `lock`.
-final class AtomicCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    /// Adds `n`; returns the value before.
-    func add(_ n: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        let v = value
-        value += n
-        return v
-    }
-}
-
-/// Guarding: `value` is guarded by `lock`.
-final class AtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
-}

@@ -204,7 +204,12 @@ public final class IVFFlatIndex: VectorIndex {
             let slots = try r.u32s(n)
             index.listSlots[l] = slots
             index.listVectors[l] = try r.floats(n * dimension)
-            for (pos, slot) in slots.enumerated() { index.location[slot] = (Int32(l), Int32(pos)) }
+            for (pos, slot) in slots.enumerated() {
+                // A slot in two lists would leave a copy behind that `remove` cannot find.
+                guard index.location.updateValue((Int32(l), Int32(pos)), forKey: slot) == nil else {
+                    throw SnapshotError("IVF snapshot names slot \(slot) twice")
+                }
+            }
         }
         index.trainedOn = index.location.count
         return index

@@ -131,12 +131,19 @@ public protocol VectorIndex: AnyObject {
     func wantsRebuild(requested: IndexSpec, live: Int, pending: Int) -> Bool
     /// The index's own VINFO fields (parameters, training state).
     var infoFields: [(String, String)] { get }
+    /// Whether removals left work for `repair` (HNSW: tombstones to unlink).
+    var hasRepairWork: Bool { get }
+    /// Does repair work until `deadline` (DispatchTime uptime nanoseconds); `idle` when nothing else
+    /// waits, so small amounts of work are worth starting. Returns whether work remains.
+    func repair(until deadline: UInt64, idle: Bool) -> Bool
 }
 
 extension VectorIndex {
     public var isTrained: Bool { true }
     public var scansCollectionBuffer: Bool { false }
     public var infoFields: [(String, String)] { [] }
+    public var hasRepairWork: Bool { false }
+    public func repair(until deadline: UInt64, idle: Bool) -> Bool { false }
 
     /// One `add` per vector, checking `shouldContinue` every 1,000.
     public func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int,

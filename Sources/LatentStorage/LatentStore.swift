@@ -213,6 +213,12 @@ public final class LatentStore: @unchecked Sendable {
         try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
     }
 
+    /// Adds the removal of a slot's vector and attributes to `batch` (records no id maps to).
+    public func deleteSlotRecords(collection: UInt32, slot: UInt32, in batch: WriteBatch) throws {
+        try batch.delete(StoreLayout.vectors, StoreLayout.slotKey(collection, slot))
+        try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
+    }
+
     /// Adds an element's seen list (already encoded) to `batch`.
     public func putSeen(collection: UInt32, id: [UInt8], _ encoded: [UInt8], in batch: WriteBatch) throws {
         try batch.put(StoreLayout.seen, StoreLayout.idKey(collection, id), encoded)
