@@ -128,6 +128,48 @@ extension Collection {
         }
     }
 
+    /// Pending tail length above which writers help: the bound on the tail under a steady write load.
+    static let helpAbovePending = 1_024
+    /// Tombstones above which writers run repair work themselves.
+    static let helpAboveTombstones = 2_048
+    /// Index work a writer does per write when the index is behind (inserts, or repair time).
+    static let helpInsertsPerWrite = 3
+    static let helpRepairNanos: UInt64 = 1_000_000
+
+    /// Back-pressure for a write load the background drain cannot match (an index whose inserts are
+    /// dear: HNSW). A writer that finds the pending tail above `helpAbovePending` inserts up to
+    /// `helpInsertsPerWrite` pending vectors itself before it replies, and one that finds more than
+    /// `helpAboveTombstones` tombstones runs a slice of repair, so sustained writes proceed at the
+    /// index's own pace instead of outrunning it into a full rebuild, and the tail (searched exactly)
+    /// stays bounded. Runs after the writer mutex is released, taking the write lock per insert. One
+    /// writer helps at a time (`helpMutex`; the others wait for it, which is the back-pressure): a queue
+    /// of helpers on the writer-preferring state lock would keep searches out for as long as it lasts.
+    func helpIndexKeepUp() {
+        let behind = state.withReadLock {
+            !dropped && build == nil && ((pending.count > Collection.helpAbovePending && !index.cheapToAdd)
+                || index.deletedCount > Collection.helpAboveTombstones)
+        }
+        guard behind else { return }
+        helpMutex.lock()
+        defer { helpMutex.unlock() }
+        for _ in 0..<Collection.helpInsertsPerWrite {
+            let inserted: Bool = state.withWriteLock {
+                guard !dropped, build == nil, index.isTrained, !index.cheapToAdd, !index.scansCollectionBuffer,
+                      pending.count > Collection.helpAbovePending, let slot = pending.first else { return false }
+                index.add(slot: slot, vector: buffer.vector(Int(slot)))
+                pending.removeFirst()
+                snapshotDirty = true
+                return true
+            }
+            if !inserted { break }
+        }
+        state.withWriteLock {
+            guard !dropped, build == nil, index.deletedCount > Collection.helpAboveTombstones else { return }
+            _ = index.repair(until: DispatchTime.now().uptimeNanoseconds + Collection.helpRepairNanos, idle: true)
+            snapshotDirty = true
+        }
+    }
+
     /// Requests a rebuild with `spec` (VREBUILD). The old index serves until the new one is swapped in.
     public func rebuild(with spec: IndexSpec) {
         state.withWriteLock {

@@ -54,6 +54,8 @@ public final class Collection: @unchecked Sendable {
     let store: LatentStore
     let indexer: BackgroundIndexer
     private let writeMutex = NSLock()
+    /// Serializes writers that help a lagging index (Collection+Index.swift, `helpIndexKeepUp`).
+    let helpMutex = NSLock()
     let state = ReadWriteLock()
     // From here to `dropped`: guarded by `state` (reads under its read lock; writes under `writeMutex`
     // + `state`'s write lock, or under the write lock alone for index maintenance). `completedBuilds` too.
@@ -226,7 +228,10 @@ public final class Collection: @unchecked Sendable {
         try Validation.elementId(id)
         try Validation.vector(vector, collection: name, dimension: dimension, metric: metric)
         let attrBytes = try attributes.map(Validation.attributes)
-        defer { scheduleIndexMaintenance() }
+        defer {
+            scheduleIndexMaintenance()
+            helpIndexKeepUp()
+        }
         return try withWriter {
             let existing = slotOf[id]
             let slot = existing ?? freeSlots.last ?? UInt32(idOf.count)
@@ -258,7 +263,8 @@ public final class Collection: @unchecked Sendable {
     /// Deletes an element with its vector and attributes. Returns false when it did not exist.
     @discardableResult
     public func remove(id: ElementID) throws -> Bool {
-        try withWriter {
+        defer { helpIndexKeepUp() }
+        return try withWriter {
             guard let slot = slotOf[id] else { return false }
             let batch = WriteBatch(for: store.db)
             try storageCall {

@@ -74,6 +74,26 @@ public final class CommandExecutor: @unchecked Sendable {
     /// Runs requests of `batch` in order and returns one outcome per request run: all of them, or fewer
     /// when one ends the connection, the client is gone (`isCancelled`), or the replies so far reach
     /// `replyBudgetBytes` (the caller runs the rest in a later batch).
+    /// Names of the commands that write (Command.isWrite), upper-case, for routing before parsing.
+    static let writeNames: Set<String> = ["VCREATE", "VADD", "VREM", "VSETATTR", "VDROP", "VREBUILD", "VRENAME", "VSETSEEN"]
+
+    /// Whether a request names a write command (judged from the raw name: routing only, so a
+    /// misjudged request still runs correctly, just on the other pool).
+    public static func writesByName(_ args: [ByteBuffer]) -> Bool {
+        guard let name = args.first, (4...9).contains(name.readableBytes) else { return false }
+        return writeNames.contains(String(decoding: name.readableBytesView.map { $0 & 0xDF }, as: UTF8.self))
+    }
+
+    /// Whether a request is one the event loop answers itself (PING, ECHO: no lock, no I/O, a bounded
+    /// reply). Judged from the raw name, before parsing.
+    public static func answersOnEventLoop(_ args: [ByteBuffer]) -> Bool {
+        guard let name = args.first, args.count <= 2, name.readableBytes == 4 else { return false }
+        return name.withUnsafeReadableBytes { raw in
+            let upper = raw.map { $0 & 0xDF }
+            return upper.elementsEqual("PING".utf8) || upper.elementsEqual("ECHO".utf8)
+        }
+    }
+
     public func execute(batch: [[ByteBuffer]], session: Session, isCancelled: () -> Bool = { false },
                         replyBudgetBytes: Int = .max) -> [Outcome] {
         var replyBytes = 0

@@ -37,7 +37,7 @@ public final class LatentServer: @unchecked Sendable {
     public let configuration: ServerConfiguration
     public let executor: CommandExecutor
     private let group: MultiThreadedEventLoopGroup
-    private let pool: NIOThreadPool
+    private let pools: WorkerPools
     private let logger: Logger
     private var serverChannel: Channel?
     private let connections = NIOLockedValueBox([ObjectIdentifier: Channel]())
@@ -55,8 +55,7 @@ public final class LatentServer: @unchecked Sendable {
         self.logger = logger
         executor = CommandExecutor(catalog: catalog, settings: settings)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
-        pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
-        pool.start()
+        pools = WorkerPools(threadsEach: max(1, configuration.workerThreads))
         shutdownPromise = group.next().makePromise()
     }
 
@@ -111,7 +110,7 @@ public final class LatentServer: @unchecked Sendable {
             // A client that made the server hold large buffers: give the freed memory back to the OS.
             if record.buffers.peak > 1 << 20 { DispatchQueue.global(qos: .utility).async { ReturnMemory.toSystem() } }
         }
-        let handler = RESPServerHandler(executor: executor, pool: pool, session: session, logger: logger,
+        let handler = RESPServerHandler(executor: executor, pools: pools, session: session, logger: logger,
                                         onShutdown: { [weak self] in self?.requestShutdown() })
         return channel.pipeline.eventLoop.makeCompletedFuture {
             if configuration.idleTimeoutSeconds > 0 {
@@ -155,7 +154,7 @@ public final class LatentServer: @unchecked Sendable {
         }
         try? allClosed.wait()
         timeout.cancel()
-        try? pool.syncShutdownGracefully()
+        pools.shutdown()
         try? group.syncShutdownGracefully()
     }
 }

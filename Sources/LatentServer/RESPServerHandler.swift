@@ -19,7 +19,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let executor: CommandExecutor
-    private let pool: NIOThreadPool
+    private let pools: WorkerPools
     private let session: Session
     private let onShutdown: @Sendable () -> Void
     private let logger: Logger
@@ -47,10 +47,10 @@ final class RESPServerHandler: ChannelDuplexHandler {
     /// so unread large replies are bounded by about this plus the channel's high-water mark.
     static let replyBudgetBytes = 4 << 20
 
-    init(executor: CommandExecutor, pool: NIOThreadPool, session: Session, logger: Logger,
+    init(executor: CommandExecutor, pools: WorkerPools, session: Session, logger: Logger,
          onShutdown: @escaping @Sendable () -> Void) {
         self.executor = executor
-        self.pool = pool
+        self.pools = pools
         self.session = session
         self.logger = logger
         self.onShutdown = onShutdown
@@ -147,10 +147,22 @@ final class RESPServerHandler: ChannelDuplexHandler {
         let batch = Array(queued.prefix(take))
         queued.removeFirst(take)
         let batchBytes = batch.reduce(0) { $0 + $1.reduce(0) { $0 + $1.readableBytes } }
-        running = true
         let executor = self.executor, session = self.session, cancelled = self.cancelled
+        // PING and ECHO touch no collection and take no lock: answered here, they never queue behind
+        // the worker pool's searches and writes (a health check measures the server, not its backlog).
+        if batch.allSatisfy(CommandExecutor.answersOnEventLoop) {
+            let outcomes = executor.execute(batch: batch, session: session)
+            var bytes = context.channel.allocator.buffer(capacity: 16 * outcomes.count)
+            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes) }
+            queuedBytes -= batchBytes
+            deliver(BatchResult(consumed: outcomes.count, after: outcomes.last?.after ?? .none, bytes: bytes), context: context,
+                    inline: true)
+            return
+        }
+        running = true
         let allocator = context.channel.allocator
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let pool = batch.contains(where: CommandExecutor.writesByName) ? pools.writes : pools.reads
         pool.runIfActive(eventLoop: context.eventLoop) { () -> BatchResult in
             let outcomes = executor.execute(batch: batch, session: session, isCancelled: { cancelled.isCancelled },
                                             replyBudgetBytes: Self.replyBudgetBytes)
@@ -186,7 +198,9 @@ final class RESPServerHandler: ChannelDuplexHandler {
         var bytes: ByteBuffer
     }
 
-    private func deliver(_ done: BatchResult, context: ChannelHandlerContext) {
+    /// Sends a batch's replies and starts the next batch; after an `inline` batch the next one starts in
+    /// a later event-loop turn, so a long pipeline of PINGs never recurses.
+    private func deliver(_ done: BatchResult, context: ChannelHandlerContext, inline: Bool = false) {
         let size = done.bytes.readableBytes
         if size > 0 {
             pendingOutputBytes += size
@@ -216,7 +230,15 @@ final class RESPServerHandler: ChannelDuplexHandler {
             readSuppressed = false
             context.read()
         }
-        runNextBatch(context: context)
+        if inline {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.runNextBatch(context: context)
+            }
+        } else {
+            runNextBatch(context: context)
+        }
     }
 
     /// client-output-buffer-limit, as Redis applies it to normal clients: over the hard limit at once, or
