@@ -20,7 +20,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB", pkgConfig: "rocksdb",
                        providers: [.apt(["librocksdb-dev", "liblz4-dev"])]),
-        .target(name: "LatentStorage", dependencies: ["CRocksDB"]),
+        // DB::Resume and the background error, which RocksDB 7.8's C API lacks: a few lines of C++.
+        .target(name: "CRocksDBExtras", dependencies: ["CRocksDB"]),
+        .target(name: "LatentStorage", dependencies: ["CRocksDB", "CRocksDBExtras"]),
         // The distance kernels are the one place where AVX2/FMA code generation pays (5-6x measured);
         // the flag is kept to this target so the rest of the build stays portable. No -Ounchecked: the
         // kernels' hot loops run over unsafe pointers (no bounds checks to remove), and with it every
@@ -46,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "latentd", dependencies: [
-            "LatentServer", "LatentEngine", "LatentProtocol",
+            "LatentServer", "LatentEngine", "LatentProtocol", "LatentStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

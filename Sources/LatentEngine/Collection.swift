@@ -464,6 +464,9 @@ func storageCall<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as StorageError {
-        throw EngineError.storage(e.message)
+        switch e.kind {
+        case .writesStopped, .readOnly: throw EngineError.writesRefused(e.message)
+        default: throw EngineError.storage(e.message)
+        }
     }
 }

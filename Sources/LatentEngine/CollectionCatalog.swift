@@ -19,7 +19,7 @@ public struct CollectionSummary: Sendable {
 /// the WAL sync policy.
 ///
 /// Guarding: `collections` and `closed` are guarded by `lock` (held across whole create, drop, rename and
-/// rebuild-definition writes); `syncTimer` is set in init and cleared in `close`, after which no request
+/// rebuild-definition writes); `monitor` is set in init and stopped in `close`, after which no request
 /// runs; `store`, `fsync`, `indexer` and `logger` are immutable.
 public final class CollectionCatalog: @unchecked Sendable {
     public let store: LatentStore
@@ -27,16 +27,18 @@ public final class CollectionCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var collections: [String: Collection] = [:]
     private let logger: Logger
-    private var syncTimer: DispatchSourceTimer?
+    private var monitor: StorageMonitor?
     public let indexer: BackgroundIndexer
     private var closed = false
 
     /// Opens the store at `directory` and loads every collection into memory.
-    public init(directory: String, fsync: FsyncPolicy = .everysec, logger: Logger = Logger(label: "latentdb.engine")) throws {
+    public init(directory: String, fsync: FsyncPolicy = .everysec, storage: StoreOptions = StoreOptions(),
+                logger: Logger = Logger(label: "latentdb.engine")) throws {
         self.fsync = fsync
         self.logger = logger
         indexer = BackgroundIndexer(logger: logger)
-        store = try LatentStore(directory: directory)
+        store = try LatentStore(directory: directory, options: storage)
+        if let report = store.lastRecoveryReport { logger.critical("--recover-truncate: \(report)") }
         let decoder = JSONDecoder()
         var nameOfId: [UInt32: String] = [:]
         for (name, raw) in try store.collectionDefinitions() {
@@ -71,16 +73,16 @@ public final class CollectionCatalog: @unchecked Sendable {
             logger.info("loaded collection", metadata: ["name": "\(name)", "size": "\(c.count)",
                 "seconds": "\(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)"])
         }
-        if fsync == .everysec {
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "latentdb.wal-sync", qos: .utility))
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { [weak self] in
-                guard let self else { return }
-                do { try self.store.db.syncWAL() } catch { self.logger.error("WAL sync failed: \(error)") }
-            }
-            timer.resume()
-            syncTimer = timer
+        if let reason = store.db.readOnlyReason {
+            logger.critical("""
+                the disk holding \(directory) is full: opened the store READ-ONLY (\(reason)). Searches and reads are \
+                served; every write is refused with MISCONF. Free disk space and restart latentd to take writes again.
+                """)
         }
+        let monitor = StorageMonitor(db: store.db, syncEverySecond: fsync == .everysec, readOnly: store.db.readOnlyReason != nil,
+                                     logger: logger)
+        monitor.start()
+        self.monitor = monitor
     }
 
     /// The collections of `directory` with sizes and snapshot states, from the store alone (fast: no
@@ -109,13 +111,18 @@ public final class CollectionCatalog: @unchecked Sendable {
         for c in open { c.markDropped() } // stops builds and drains; nothing writes after this
         indexer.waitUntilIdle()
         for c in open where c.snapshotDirty { c.saveIndexSnapshot() }
-        syncTimer?.cancel()
-        syncTimer = nil
+        monitor?.stop()
         do { try store.db.syncWAL() } catch { logger.error("final WAL sync failed: \(error)") }
         // Memtables to SST files: the next start reads sorted files instead of replaying the WAL.
         do { try store.flushAll() } catch { logger.error("final flush failed: \(error)") }
         store.close()
     }
+
+    /// Whether the store takes writes now, and its last storage error (INFO).
+    public var storageStatus: StorageStatus? { monitor?.status }
+
+    /// Runs the storage monitor's round now (tests: resume without waiting for the timer).
+    public func checkStorageNow() { monitor?.tick() }
 
     /// Makes every write acknowledged so far durable when the policy asks for it before replies.
     /// Called once per pipelined batch of requests, so synced writes are grouped.

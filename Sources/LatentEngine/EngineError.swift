@@ -1,7 +1,7 @@
 import LatentVectors
 
 /// Everything the engine can reject, with a message that tells the user how to fix the input.
-/// The protocol layer sends `message` after `-ERR `.
+/// The protocol layer sends `message` after `-` and `code` (ERR, or MISCONF when writes are refused).
 public enum EngineError: Error, Equatable, CustomStringConvertible {
     case invalidCollectionName(String)
     case invalidDimension(Int)
@@ -18,6 +18,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case invalidCount(Int)
     case collectionDropped(String)
     case storage(String)
+    /// The store cannot take writes now (stopped after a storage error, or opened read-only); reads work.
+    case writesRefused(String)
 
     public static let maxDimension = 4096
     public static let maxCount = 10_000
@@ -58,7 +60,16 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
             return "collection '\(n)' was dropped while the request ran"
         case .storage(let m):
             return "storage error: \(m)"
+        case .writesRefused(let m):
+            return m
         }
+    }
+
+    /// The RESP error code the reply starts with: MISCONF (as Redis refuses writes it cannot persist)
+    /// when the store cannot take writes, ERR otherwise.
+    public var code: String {
+        if case .writesRefused = self { return "MISCONF" }
+        return "ERR"
     }
 
     public var description: String { message }

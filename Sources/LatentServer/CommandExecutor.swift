@@ -118,7 +118,8 @@ public final class CommandExecutor: @unchecked Sendable {
             do {
                 try catalog.commitBeforeReply()
             } catch {
-                for i in wrote { outcomes[i] = Outcome(reply: .err("write not made durable: \(error)")) }
+                let code = (error as? EngineError)?.code ?? "ERR"
+                for i in wrote { outcomes[i] = Outcome(reply: .error("\(code) write not made durable: \(error)")) }
             }
         }
         let errors = outcomes.filter { $0.reply.isError }.count
@@ -148,7 +149,7 @@ public final class CommandExecutor: @unchecked Sendable {
             }
             return (try run(command, session: session), command)
         } catch let e as EngineError {
-            return (Outcome(reply: .err(e.message)), command)
+            return (Outcome(reply: .error("\(e.code) \(e.message)")), command)
         } catch let e as CommandError {
             return (Outcome(reply: .err(e.message)), command)
         } catch {

@@ -53,6 +53,13 @@ struct InfoReport {
             lines = [("used_memory_rss", String(InfoReport.residentBytes())), ("used_memory_vectors", String(vectors))]
         case "persistence":
             lines = [("fsync", catalog.fsync.rawValue), ("storage_engine", "rocksdb")]
+            if let st = catalog.storageStatus {
+                // As Redis' rdb_last_bgsave_status: whether writes can be persisted now, and why not.
+                lines += [("storage_writes_ok", st.writesOK ? "1" : "0"), ("storage_read_only", st.readOnly ? "1" : "0"),
+                          ("storage_write_stops", String(st.stops)), ("storage_resumes", String(st.resumes)),
+                          ("storage_last_error", (st.lastError ?? "").replacingOccurrences(of: "\r", with: " ")
+                            .replacingOccurrences(of: "\n", with: " "))]
+            }
         case "keyspace":
             let all = catalog.all
             lines = [("collections", String(all.count)), ("vectors", String(all.reduce(0) { $0 + $1.count }))]

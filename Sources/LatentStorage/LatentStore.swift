@@ -57,14 +57,30 @@ public enum FsyncPolicy: String, CaseIterable, Sendable {
 ///
 /// Guarding: `db` is thread-safe (RocksDB); `lock` serialises reading and bumping the collection-id
 /// counter; `directory` is immutable.
+/// How a store is opened: the operator's choices that reach RocksDB.
+public struct StoreOptions: Sendable {
+    /// See `RocksDBOptions.minFreeDiskBytes` (min-free-disk).
+    public var minFreeDiskBytes: UInt64 = 256 << 20
+    /// Open even when the WAL is damaged before its end, dropping every write after the damage
+    /// (--recover-truncate). Without it such a store is refused and nothing is dropped.
+    public var recoverTruncate = false
+
+    public init(minFreeDiskBytes: UInt64 = 256 << 20, recoverTruncate: Bool = false) {
+        self.minFreeDiskBytes = minFreeDiskBytes
+        self.recoverTruncate = recoverTruncate
+    }
+}
+
 public final class LatentStore: @unchecked Sendable {
     public let db: RocksDB
     public let directory: String
     private let lock = NSLock()
+    /// With --recover-truncate: what the WAL held beyond what was recovered (the writes dropped).
+    public private(set) var lastRecoveryReport: String?
 
     /// Opens (or creates, when the directory is missing or empty) a LatentDB store.
     /// Refuses a directory that holds something else, a newer format, or one another process has open.
-    public init(directory: String) throws {
+    public init(directory: String, options storeOptions: StoreOptions = StoreOptions()) throws {
         self.directory = directory
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -98,15 +114,39 @@ public final class LatentStore: @unchecked Sendable {
         } else if !exists {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
+        // With --recover-truncate, what the WAL holds is read before RocksDB replays (and then retires) it.
+        let walBefore = storeOptions.recoverTruncate ? WALInspector.scan(directory: directory) : []
         do {
-            db = try RocksDB(path: directory, options: RocksDBOptions(
+            var options = RocksDBOptions(
                 columnFamilies: StoreLayout.columnFamilies,
                 lz4ColumnFamilies: [StoreLayout.vectors, StoreLayout.attrs, StoreLayout.index, StoreLayout.seen],
-                createIfMissing: isNew))
+                createIfMissing: isNew)
+            options.minFreeDiskBytes = storeOptions.minFreeDiskBytes
+            options.walRecovery = storeOptions.recoverTruncate ? .pointInTime : .tolerateCorruptedTail
+            db = try RocksDB(path: directory, options: options)
         } catch let e as StorageError where e.kind == .locked {
             throw StorageError(.locked,
                 "data directory \(directory) is in use by another process (its RocksDB LOCK is held); "
                 + "stop the other latentd or choose another --data-dir")
+        } catch let e as StorageError where e.message.contains("Corruption") && !storeOptions.recoverTruncate {
+            // The WAL replay stopped at damage before its last record: the writes after it were
+            // acknowledged and would be lost. Refused, with what the damage is and the two ways out.
+            throw StorageError(.damaged, """
+                the store in \(directory) cannot be opened without losing writes: \(e.message). \
+                \(WALInspector.describeDamage(directory: directory)) \
+                latentd refuses to start rather than drop acknowledged writes silently. Restore the directory from \
+                a backup, or start once with --recover-truncate to keep everything before the damage and drop \
+                the writes after it (the log then says how many).
+                """)
+        }
+        if storeOptions.recoverTruncate {
+            let recovered = db.latestSequenceNumber
+            let inLog = walBefore.map(\.lastSequence).max() ?? 0
+            let damage = walBefore.filter { $0.damageOffset != nil }
+            lastRecoveryReport = inLog > recovered
+                ? "recovered up to sequence number \(recovered); the WAL held writes up to \(inLog): \(inLog - recovered) operations "
+                    + "after the damage were dropped (" + damage.map { "\($0.name) damaged at byte \($0.damageOffset!)" }.joined(separator: ", ") + ")"
+                : "recovered up to sequence number \(recovered); nothing after it was found in the WAL, nothing dropped"
         }
         if isNew {
             let batch = WriteBatch(for: db)

@@ -1,4 +1,6 @@
 import CRocksDB
+import CRocksDBExtras
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,6 +18,11 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
         case newerFormat
         /// A RocksDB store whose own files (CURRENT, MANIFEST) are damaged.
         case damaged
+        /// RocksDB stopped taking writes after a storage error (a full disk); reads work, writes resume
+        /// once RocksDB can resume.
+        case writesStopped
+        /// The store was opened read-only (the disk was full at startup): writes need a restart.
+        case readOnly
         /// Anything else RocksDB reported (I/O, corruption, ...).
         case rocksdb
     }
@@ -53,6 +60,30 @@ public struct RocksDBOptions: Sendable {
     public var lz4ColumnFamilies: Set<String>
     public var createIfMissing: Bool
     public var blockCacheBytes: Int
+    /// How the WAL is replayed at open. The default stops at damage with an error instead of silently
+    /// dropping the writes after it (RocksDB's own default, point-in-time, drops them).
+    public var walRecovery: WALRecovery = .tolerateCorruptedTail
+    /// When opening read-write fails for lack of disk space, open read-only instead (reads served,
+    /// writes refused) rather than not at all.
+    public var readOnlyWhenFull = true
+    /// Writes are refused (and an existing store opens read-only) while the directory's file system has
+    /// less free space than this: RocksDB itself never meets ENOSPC from LatentDB's own writes, since
+    /// its error paths after a failed WAL append abort in Debian's build (assertions kept), and it needs
+    /// room to switch its WAL (preallocated) and flush memtables. 0 turns the guard off.
+    public var minFreeDiskBytes: UInt64 = 256 << 20
+    /// Memtable bytes per column family, and for all of them together (RocksDB's write buffer manager):
+    /// RSS and the space a WAL switch preallocates stay bounded by these.
+    public var writeBufferBytes = 32 << 20
+    public var totalWriteBufferBytes = 64 << 20
+
+    /// RocksDB's WALRecoveryMode, the two LatentDB uses.
+    public enum WALRecovery: Int32, Sendable {
+        /// Only an incomplete last record (a write torn by a crash, never acknowledged under fsync
+        /// always) is ignored; damage anywhere else fails the open.
+        case tolerateCorruptedTail = 0
+        /// Replays up to the first damage and drops everything after it (--recover-truncate).
+        case pointInTime = 2
+    }
 
     public init(columnFamilies: [String], lz4ColumnFamilies: Set<String> = [], createIfMissing: Bool = true,
                 blockCacheBytes: Int = 64 << 20) {
@@ -67,7 +98,7 @@ public struct RocksDBOptions: Sendable {
 ///
 /// Thread-safe as RocksDB is: reads, writes and iterators may be used from any thread.
 /// `close()` must only be called once no other thread uses the handle.
-/// Guarding: `db`, `handles` and `cfOptions` are written only in init and `close()` (which the caller
+/// Guarding: `db`, `handles` and `cfOptions` are written only in init and `close()`; `readOnlyReason` only in init; `spaceCheckedAt` and `spaceFree` are guarded by `spaceLock` (which the caller
 /// runs after the last use, as above); the option handles are immutable.
 public final class RocksDB: @unchecked Sendable {
     private var db: OpaquePointer?
@@ -80,10 +111,20 @@ public final class RocksDB: @unchecked Sendable {
     private let writeOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     public let path: String
+    /// Opened read-only because the disk was full (`RocksDBOptions.readOnlyWhenFull`); why, for messages.
+    public private(set) var readOnlyReason: String?
+    let minFreeDiskBytes: UInt64
+    private let spaceLock = NSLock()
+    private var spaceCheckedAt: UInt64 = 0   // guarded by spaceLock
+    private var spaceFree: UInt64 = .max     // guarded by spaceLock
 
     public init(path: String, options: RocksDBOptions) throws {
         self.path = path
         dbOptions = rocksdb_options_create()
+        rocksdb_options_set_wal_recovery_mode(dbOptions, options.walRecovery.rawValue)
+        rocksdb_options_set_write_buffer_size(dbOptions, options.writeBufferBytes)
+        rocksdb_options_set_db_write_buffer_size(dbOptions, options.totalWriteBufferBytes)
+        minFreeDiskBytes = options.minFreeDiskBytes
         rocksdb_options_set_create_if_missing(dbOptions, options.createIfMissing ? 1 : 0)
         rocksdb_options_set_create_missing_column_families(dbOptions, 1)
         rocksdb_options_increase_parallelism(dbOptions, 2)
@@ -124,10 +165,42 @@ public final class RocksDB: @unchecked Sendable {
         defer { for p in cNames { free(UnsafeMutablePointer(mutating: p)) } }
         var optPtrs: [OpaquePointer?] = cfOptions.map { Optional($0) }
         var outHandles = [OpaquePointer?](repeating: nil, count: names.count)
+        // An existing store on a disk already below the reserve opens read-only at once: a read-write
+        // open would preallocate a new WAL and could meet ENOSPC inside RocksDB.
+        let free = RocksDB.freeBytes(path)
+        let existing = options.createIfMissing == false
+        if existing, options.readOnlyWhenFull, options.minFreeDiskBytes > 0, let free, free < options.minFreeDiskBytes {
+            do {
+                db = try checked("cannot open RocksDB read-only at \(path)") { err in
+                    rocksdb_open_for_read_only_column_families(dbOptions, path, Int32(names.count), &cNames, &optPtrs,
+                                                               &outHandles, 0, err)
+                }
+            } catch {
+                releaseOptions()
+                throw error
+            }
+            readOnlyReason = "\(free >> 20) MiB free, below min-free-disk \(options.minFreeDiskBytes >> 20) MiB"
+            for (i, name) in names.enumerated() {
+                if let h = outHandles[i] { handles[name] = h }
+            }
+            return
+        }
         do {
             db = try checked("cannot open RocksDB at \(path)") { err in
                 rocksdb_open_column_families(dbOptions, path, Int32(names.count), &cNames, &optPtrs,
                                              &outHandles, err)
+            }
+        } catch let e as StorageError where options.readOnlyWhenFull && e.message.contains("No space left on device") {
+            // Opening writes a new MANIFEST and WAL; on a full disk only a read-only open can serve.
+            do {
+                db = try checked("cannot open RocksDB read-only at \(path)") { err in
+                    rocksdb_open_for_read_only_column_families(dbOptions, path, Int32(names.count), &cNames, &optPtrs,
+                                                               &outHandles, 0, err)
+                }
+                readOnlyReason = e.message
+            } catch {
+                releaseOptions()
+                throw e
             }
         } catch {
             releaseOptions()
@@ -214,23 +287,112 @@ public final class RocksDB: @unchecked Sendable {
         return value.withMemoryRebound(to: UInt8.self, capacity: len) { Array(UnsafeBufferPointer(start: $0, count: len)) }
     }
 
-    /// Applies a batch atomically. `sync` makes RocksDB fsync the WAL before returning.
+    /// Applies a batch atomically. `sync` makes RocksDB fsync the WAL before returning. A write the
+    /// database refuses because it stopped taking writes is reported as `.writesStopped`.
     public func write(_ batch: WriteBatch, sync: Bool = false) throws {
         let db = try open()
-        try checked("write") { err in
-            rocksdb_write(db, sync ? syncWriteOptions : writeOptions, batch.raw, err)
+        if let readOnlyReason {
+            throw StorageError(.readOnly, "the store at \(path) was opened read-only because the disk was full at startup "
+                + "(\(readOnlyReason)); free disk space and restart latentd to write again")
+        }
+        if let low = lowSpaceMessage(), !batch.isWALSyncMarker {
+            throw StorageError(.writesStopped, low)
+        }
+        do {
+            try checked("write") { err in
+                rocksdb_write(db, sync ? syncWriteOptions : writeOptions, batch.raw, err)
+            }
+        } catch let e as StorageError {
+            guard let stopped = try? backgroundError() else { throw e }
+            throw StorageError(.writesStopped, "the store at \(path) stopped taking writes: \(stopped). Reads work; writes "
+                + "resume by themselves once the cause is fixed (a full disk: free at least the 64 MiB write buffer)")
         }
     }
 
     /// Forces the write-ahead log to disk: every write made so far survives a power loss.
+    ///
+    /// Done as a synced write of one small marker record in the default column family, not with
+    /// RocksDB's FlushWAL/SyncWAL: after a failed WAL append (a full disk) SyncWAL goes to the broken
+    /// log writer and Debian's build, which keeps assertions, aborts the process there. A write first
+    /// checks the database's background error and returns it, so a stopped database answers with the
+    /// error (and a resumed one syncs its new log).
     public func syncWAL() throws {
+        _ = try open()
+        if readOnlyReason != nil { return } // nothing can have been written
+        let batch = WriteBatch(for: self)
+        batch.isWALSyncMarker = true
+        try batch.put("default", Array("latentdb/wal-sync".utf8), [1])
+        try write(batch, sync: true)
+    }
+
+    /// The background error that stops writes (a full disk, a failed WAL append), nil when writes work.
+    public func backgroundError() throws -> String? {
+        _ = try open()
+        if readOnlyReason != nil { return nil }
+        if let low = lowSpaceMessage(maxAgeNanos: 0) { return low }
+        return try engineError()
+    }
+
+    /// RocksDB's own background error (what `resume` clears), nil when it has none.
+    public func engineError() throws -> String? {
         let db = try open()
-        try checked("sync WAL") { err in rocksdb_flush_wal(db, 1, err) }
+        if readOnlyReason != nil { return nil }
+        guard let err = latent_rocksdb_background_error(db) else { return nil }
+        defer { rocksdb_free(err) }
+        return String(cString: err)
+    }
+
+    /// The sequence number of the last write applied (recovered at open, advanced by writes).
+    public var latestSequenceNumber: UInt64 {
+        guard let db else { return 0 }
+        return rocksdb_get_latest_sequence_number(db)
+    }
+
+    /// Free bytes for unprivileged writers on the file system holding `path` (nil when unknown).
+    public static func freeBytes(_ path: String) -> UInt64? {
+        var st = statvfs()
+        var probe = path
+        // A store not created yet: ask about the nearest existing parent.
+        while statvfs(probe, &st) != 0 {
+            let parent = (probe as NSString).deletingLastPathComponent
+            if parent == probe || parent.isEmpty { return nil }
+            probe = parent
+        }
+        return UInt64(st.f_bavail) * UInt64(st.f_frsize)
+    }
+
+    /// Why writes are refused for lack of space, nil when there is enough. statvfs is asked at most
+    /// every `maxAgeNanos` (a syscall per write would cost pipelined loads).
+    func lowSpaceMessage(maxAgeNanos: UInt64 = 20_000_000) -> String? {
+        guard minFreeDiskBytes > 0 else { return nil }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let free: UInt64 = spaceLock.withLock {
+            if now &- spaceCheckedAt >= maxAgeNanos || spaceCheckedAt == 0 {
+                spaceFree = RocksDB.freeBytes(path) ?? .max
+                spaceCheckedAt = now
+            }
+            return spaceFree
+        }
+        guard free < minFreeDiskBytes else { return nil }
+        return "the disk holding \(path) has \(free >> 20) MiB free, below min-free-disk (\(minFreeDiskBytes >> 20) MiB): writes "
+            + "are refused until space is freed (they resume by themselves); reads work"
+    }
+
+    /// Clears a background error once its cause is gone (RocksDB's DB::Resume): writes work again
+    /// without a restart. Throws RocksDB's error while the cause persists.
+    public func resume() throws {
+        let db = try open()
+        if let err = latent_rocksdb_resume(db) {
+            let message = String(cString: err)
+            rocksdb_free(err)
+            throw StorageError(.rocksdb, "resume: \(message)")
+        }
     }
 
     /// Flushes memtables of the given column families to SST files.
     public func flush(_ cfs: [String]) throws {
         let db = try open()
+        if readOnlyReason != nil { return } // nothing was written
         let opts = rocksdb_flushoptions_create()
         defer { rocksdb_flushoptions_destroy(opts) }
         rocksdb_flushoptions_set_wait(opts, 1)
@@ -294,6 +456,8 @@ func prefixUpperBound(_ prefix: [UInt8]) -> [UInt8]? {
 public final class WriteBatch {
     let raw: OpaquePointer
     private let db: RocksDB
+    /// The one-record batch `syncWAL` writes: exempt from the free-space guard (it adds no data).
+    var isWALSyncMarker = false
 
     public init(for db: RocksDB) {
         raw = rocksdb_writebatch_create()

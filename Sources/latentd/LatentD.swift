@@ -35,6 +35,10 @@ struct LatentD: ParsableCommand {
     @Option(help: "Most bytes of received, not yet run requests per client, e.g. 512mb (default 1gb).") var clientQueryBufferLimit: String?
     @Option(help: "\"normal HARD SOFT SECONDS\": disconnect a client whose unsent replies exceed HARD bytes, or SOFT for SECONDS (default \"normal 0 0 0\": no limit).")
     var clientOutputBufferLimit: String?
+    @Option(help: "Refuse writes (MISCONF) while the data directory's disk has less free space than this, e.g. 512mb (default 256mb; 0 = no guard).")
+    var minFreeDisk: String?
+    @Flag(help: "Open a store whose write-ahead log is damaged before its end, dropping every write after the damage (the log says how many). Without it latentd refuses to start.")
+    var recoverTruncate = false
 
     /// The effective configuration: defaults < file < flags < $LATENTD_PASSWORD when no password was set.
     func effectiveConfiguration() throws -> ServerConfiguration {
@@ -44,7 +48,8 @@ struct LatentD: ParsableCommand {
                                           ("fsync", fsync), ("max-clients", maxClients), ("query-cache-mb", queryCacheMb),
                                           ("proto-max-bulk-len", protoMaxBulkLen), ("timeout", timeout), ("log-level", logLevel),
                                           ("client-query-buffer-limit", clientQueryBufferLimit),
-                                          ("client-output-buffer-limit", clientOutputBufferLimit)]
+                                          ("client-output-buffer-limit", clientOutputBufferLimit), ("min-free-disk", minFreeDisk),
+                                          ("recover-truncate", recoverTruncate ? "yes" : nil)]
         for (flag, value) in flags {
             guard let value else { continue }
             guard let directive = ConfigSchema.directive(flag) else { continue }
@@ -75,7 +80,9 @@ struct LatentD: ParsableCommand {
 
         let catalog: CollectionCatalog
         do {
-            catalog = try CollectionCatalog(directory: config.dataDirectory, fsync: config.fsync, logger: logger)
+            catalog = try CollectionCatalog(directory: config.dataDirectory, fsync: config.fsync,
+                                            storage: StoreOptions(minFreeDiskBytes: UInt64(config.minFreeDiskBytes),
+                                                                  recoverTruncate: config.recoverTruncate), logger: logger)
         } catch {
             fail("latentd: cannot open data directory \(config.dataDirectory): \(error)")
         }

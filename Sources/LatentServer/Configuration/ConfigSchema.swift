@@ -58,6 +58,14 @@ public enum ConfigSchema {
                         help: "MiB of VSIM replies cached for repeated queries (0 turns the cache off).", runtime: true,
                         get: { String($0.queryCacheBytes >> 20) },
                         set: { c, v in c.queryCacheBytes = try integer(v, "query-cache-mb", 0...(1 << 20)) << 20 }),
+        ConfigDirective(name: "min-free-disk", flag: "min-free-disk",
+                        help: "Refuse writes (MISCONF) while the data directory's disk has less free space, e.g. 256mb (the default; 0 = no guard).",
+                        runtime: false, get: { String($0.minFreeDiskBytes) },
+                        set: { c, v in c.minFreeDiskBytes = try memory(v, "min-free-disk", 0...(1 << 50)) }),
+        ConfigDirective(name: "recover-truncate", flag: "recover-truncate",
+                        help: "yes: open a store whose WAL is damaged, dropping every write after the damage (logged). Default no: refuse to start.",
+                        runtime: false, get: { $0.recoverTruncate ? "yes" : "no" },
+                        set: { c, v in c.recoverTruncate = try yesNo(v, "recover-truncate") }),
         ConfigDirective(name: "proto-max-bulk-len", flag: "proto-max-bulk-len", help: "Largest bulk string in a request, in bytes.",
                         runtime: false, get: { String($0.limits.maxBulkBytes) },
                         set: { c, v in
@@ -76,6 +84,14 @@ public enum ConfigSchema {
                         get: { "normal \($0.outputBufferLimit.hard) \($0.outputBufferLimit.soft) \($0.outputBufferLimit.softSeconds)" },
                         set: { c, v in c.outputBufferLimit = try outputLimit(v) }, multiWord: true),
     ]
+
+    static func yesNo(_ text: String, _ name: String) throws -> Bool {
+        switch text.lowercased() {
+        case "yes", "true", "1": return true
+        case "no", "false", "0": return false
+        default: throw ConfigValueError("\(name) must be yes or no, got '\(text.prefix(64))'")
+        }
+    }
 
     /// Redis' memory sizes: a number with an optional unit, k = 1000, kb = 1024, m, mb, g, gb likewise.
     static func memory(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {

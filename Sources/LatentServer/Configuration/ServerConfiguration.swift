@@ -15,6 +15,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxClients = 10_000
     /// Bytes of VSIM replies kept for repeated queries; 0 turns the cache off.
     public var queryCacheBytes = 64 << 20
+    /// Free disk space below which writes are refused (min-free-disk; 0 turns the guard off).
+    public var minFreeDiskBytes = 256 << 20
+    /// Open a store whose WAL is damaged before its end, dropping the writes after the damage.
+    public var recoverTruncate = false
     public var limits = RESPDecoderLimits()
     /// Threads that run requests off the event loops (searches, writes).
     public var workerThreads = System.coreCount
