@@ -128,7 +128,8 @@ public final class LatentStore: @unchecked Sendable {
             throw StorageError(.locked,
                 "data directory \(directory) is in use by another process (its RocksDB LOCK is held); "
                 + "stop the other latentd or choose another --data-dir")
-        } catch let e as StorageError where e.message.contains("Corruption") && !storeOptions.recoverTruncate {
+        } catch let e as StorageError where e.message.contains("Corruption") && !storeOptions.recoverTruncate
+                    && !WALInspector.scan(directory: directory).allSatisfy({ $0.damageOffset == nil }) {
             // The WAL replay stopped at damage before its last record: the writes after it were
             // acknowledged and would be lost. Refused, with what the damage is and the two ways out.
             throw StorageError(.damaged, """
@@ -137,6 +138,13 @@ public final class LatentStore: @unchecked Sendable {
                 latentd refuses to start rather than drop acknowledged writes silently. Restore the directory from \
                 a backup, or start once with --recover-truncate to keep everything before the damage and drop \
                 the writes after it (the log then says how many).
+                """)
+        } catch let e as StorageError where e.message.contains("Corruption") || e.message.contains("No such file") {
+            // A table file (SST) or another file RocksDB reads at open is damaged or missing.
+            throw StorageError(.damaged, """
+                the store in \(directory) is damaged: \(e.message). Nothing was changed. Restore the directory from a \
+                backup; or salvage it with `ldb --db=\(directory) repair` (Debian's rocksdb-tools), which keeps \
+                what is readable and loses the damaged file's records.
                 """)
         }
         if storeOptions.recoverTruncate {
