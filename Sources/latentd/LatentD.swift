@@ -87,6 +87,16 @@ struct LatentD: ParsableCommand {
             fail("latentd: cannot open data directory \(config.dataDirectory): \(error)")
         }
         let server = LatentServer(settings: settings, catalog: catalog, logger: logger)
+        // Signal handling is armed before "ready" is printed: a SIGTERM sent as soon as a supervisor or test
+        // sees "ready" used to arrive between SIG_IGN and the source's arming and was lost (shutdown hung).
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { server.requestShutdown() }
+            source.resume()
+            sources.append(source)
+        }
         do {
             try server.start()
         } catch {
@@ -97,14 +107,6 @@ struct LatentD: ParsableCommand {
         print("latentd ready on \(config.host):\(server.boundPort ?? config.port)")
         fflush(stdout)
 
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { server.requestShutdown() }
-            source.resume()
-            sources.append(source)
-        }
         server.runUntilShutdown()
         catalog.close()
         logger.info("latentd stopped; store closed")
