@@ -16,10 +16,7 @@ import argparse
 import json
 import os
 import random
-import shutil
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,16 +24,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from procinfo import rss_mib  # noqa: E402
+import soak  # noqa: E402
 from resp_client import Client, RespError  # noqa: E402
 
 
 def start(latentd, data_dir):
-    proc = subprocess.Popen([latentd, "--port", "0", "--data-dir", data_dir, "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("latentd ready on"):
-        raise SystemExit(f"latentd did not start: {line!r} {proc.stderr.read()!r}")
-    return proc, int(line.strip().rsplit(":", 1)[1])
+    return soak.start(latentd, data_dir)
 
 
 def fp32(v):
@@ -241,13 +234,7 @@ def main():
         print(json.dumps(summary, indent=2))
         return 0 if not failures else 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        soak.stop_and_clean(proc, data_dir)
 
 
 if __name__ == "__main__":

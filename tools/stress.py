@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,18 +24,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from procinfo import rss_mib  # noqa: E402
+import soak  # noqa: E402
 from resp_client import Client, RespError  # noqa: E402
 
 DIM = 16
 
 
 def start(latentd, data_dir):
-    proc = subprocess.Popen([latentd, "--port", "0", "--data-dir", data_dir, "--log-level", "warning",
-                             "--fsync", "always"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("latentd ready on"):
-        raise SystemExit(f"latentd did not start: {line!r} {proc.stderr.read()!r}")
-    return proc, int(line.strip().rsplit(":", 1)[1])
+    return soak.start(latentd, data_dir, "--fsync", "always")
 
 
 def vec(rng):
@@ -254,13 +248,7 @@ def main():
         print(json.dumps(summary, indent=2))
         return 0 if not failures else 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        soak.stop_and_clean(proc, data_dir)
 
 
 if __name__ == "__main__":
