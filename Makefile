@@ -9,6 +9,8 @@ SWIFT_TEST_FLAGS ?=
 PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
+# The redis-py release whose own vector-set tests run against latentd (tests/integration/test_redis_py_vsets.py).
+REDIS_PY := 8.1.0
 PREFIX ?= /usr/local
 DESTDIR ?=
 # Where `make install-files` takes the binaries from (install builds release first).
@@ -33,8 +35,8 @@ test-deps: server-deps
 	[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	tools/apt_install.sh $$missing
 	@[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -m venv $(VENV)
-	@$(VENV_PYTHON) -c "import pytest, redis, numpy, pyspark" 2>/dev/null || \
-	  $(VENV_PYTHON) -m pip install -q --disable-pip-version-check pytest redis numpy pyspark
+	@$(VENV_PYTHON) -c "import pytest, redis, numpy, pyspark; assert redis.__version__ == '$(REDIS_PY)'" 2>/dev/null || \
+	  $(VENV_PYTHON) -m pip install -q --disable-pip-version-check pytest redis==$(REDIS_PY) numpy pyspark
 
 deps: test-deps
 

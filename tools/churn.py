@@ -38,7 +38,9 @@ def fp32(v):
 
 def vinfo(c, name):
     r = c.call("VINFO", name)
-    return {r[i].decode(): r[i + 1].decode() for i in range(0, len(r), 2)}
+    # Redis' fields come as simple strings and integers, LatentDB's as bulk strings.
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+    return {text(r[i]): text(r[i + 1]) for i in range(0, len(r), 2)}
 
 
 def percentile(values, q):

@@ -30,8 +30,8 @@ from resp_client import Client, RespError  # noqa: E402
 DIM = 16
 
 
-def start(latentd, data_dir):
-    return soak.start(latentd, data_dir, "--fsync", "always")
+def start(latentd, data_dir, *extra):
+    return soak.start(latentd, data_dir, "--fsync", "always", *extra)
 
 
 def vec(rng):
@@ -158,6 +158,10 @@ class Rebuilder(threading.Thread):
             time.sleep(0.02)
 
 
+MEMORY_FIELDS = ("used_memory_vectors", "used_memory_query_cache", "rocksdb_memtables", "rocksdb_table_readers",
+                 "rocksdb_block_cache")
+
+
 def percentile(sorted_seconds, q):
     if not sorted_seconds:
         return None
@@ -171,9 +175,10 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--max-ops-per-client", type=int, default=10_000_000)
     ap.add_argument("--warmup", type=float, default=None, help="seconds before the start RSS (default 10%%)")
+    ap.add_argument("--server-arg", action="append", default=[], help="extra latentd argument (repeatable)")
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="latentdb-stress-")
-    proc, port = start(args.latentd, data_dir)
+    proc, port = start(args.latentd, data_dir, *args.server_arg)
     failures = []
     try:
         c = Client(port)
@@ -187,7 +192,7 @@ def main():
             t.start()
         warmup = args.warmup if args.warmup is not None else args.seconds * 0.1
         started = time.time()
-        samples, ping_worst = [], 0.0
+        samples, memory, ping_worst = [], [], 0.0
         probe = Client(port)
         while any(t.is_alive() for t in workers + [maintenance, rebuilder]):
             time.sleep(min(5, max(0.5, args.seconds / 20)))
@@ -195,6 +200,9 @@ def main():
             probe.call("PING")
             ping_worst = max(ping_worst, time.time() - t0)
             samples.append((round(time.time() - started, 1), round(rss_mib(proc.pid), 1)))
+            info = dict(line.split(":", 1) for line in probe.call("INFO", "memory").decode().splitlines() if ":" in line)
+            memory.append({"t": samples[-1][0], "rss_mib": samples[-1][1],
+                           **{k: round(int(info.get(k, 0)) / 2**20, 1) for k in MEMORY_FIELDS}})
         for t in workers + [maintenance, rebuilder]:
             t.join()
         after_warmup = [s for s in samples if s[0] >= warmup] or samples
@@ -203,7 +211,7 @@ def main():
         # Crash, restart, check.
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        proc, port = start(args.latentd, data_dir)
+        proc, port = start(args.latentd, data_dir, *args.server_arg)
         c = Client(port)
         names = sorted(n.decode() for n in c.call("VLIST"))
         if names != maintenance.expected_names:
@@ -241,6 +249,9 @@ def main():
             "rss_mib_end": samples[-1][1] if samples else None,
             "rss_mib_max": max(s[1] for s in samples) if samples else None,
             "ping_worst_seconds": round(ping_worst, 3),
+            # One sample a minute (MiB): RSS beside what INFO memory attributes it to.
+            "memory_per_minute": [m for i, m in enumerate(memory) if i == len(memory) - 1 or
+                                  int(m["t"] // 60) != int(memory[i + 1]["t"] // 60)],
             "vsim_ms_p50": percentile(latencies, 0.50), "vsim_ms_p99": percentile(latencies, 0.99),
             "vsim_ms_max": percentile(latencies, 1.0),
             "failures": failures[:50], "failure_count": len(failures),

@@ -11,13 +11,26 @@ public struct CollectionDefinition: Codable, Equatable, Sendable {
     public var dimension: Int
     public var metric: Metric
     public var index: IndexSpec
+    /// How VEMB shows vectors (Redis' quant-type); nil in definitions written before it existed: fp32.
+    public var encoding: VectorEncoding?
+    /// VADD ... REDUCE: inputs of `projection.inputDimension` components are projected to `dimension`.
+    public var projection: Projection?
+    /// Unix time in milliseconds when the collection expires (EXPIRE and friends); nil: never.
+    public var expiresAt: Int64?
+    /// Created by a VADD on a missing key (as a Redis vector set): removed when its last element is.
+    public var implicit: Bool?
 
-    public init(id: UInt32, name: String, dimension: Int, metric: Metric, index: IndexSpec) {
+    public init(id: UInt32, name: String, dimension: Int, metric: Metric, index: IndexSpec,
+                encoding: VectorEncoding? = nil, projection: Projection? = nil, expiresAt: Int64? = nil, implicit: Bool? = nil) {
         self.id = id
         self.name = name
         self.dimension = dimension
         self.metric = metric
         self.index = index
+        self.encoding = encoding
+        self.projection = projection
+        self.expiresAt = expiresAt
+        self.implicit = implicit
     }
 }
 
@@ -45,7 +58,19 @@ public final class Collection: @unchecked Sendable {
         return storedName
     }
     private var storedName: String          // guarded by nameLock
+    private var storedExpiresAt: Int64?     // guarded by nameLock
     private let nameLock = NSLock()
+    /// Unix milliseconds when the collection expires; changed only through the catalog (EXPIRE, PERSIST).
+    public var expiresAt: Int64? {
+        nameLock.lock()
+        defer { nameLock.unlock() }
+        return storedExpiresAt
+    }
+    public let encoding: VectorEncoding
+    public let projection: Projection?
+    /// The projection's matrix, computed once (empty without a projection).
+    let projectionMatrix: [Float]
+    public let implicit: Bool
     private var storedVersion: UInt64 = 0    // guarded by versionLock
     private let versionLock = NSLock()
     public let dimension: Int
@@ -60,7 +85,7 @@ public final class Collection: @unchecked Sendable {
     // From here to `dropped`: guarded by `state` (reads under its read lock; writes under `writeMutex`
     // + `state`'s write lock, or under the write lock alone for index maintenance). `completedBuilds` too.
     let buffer: VectorBuffer
-    private var slotOf: [ElementID: UInt32] = [:]
+    var slotOf: [ElementID: UInt32] = [:]
     var idOf: [ElementID?] = []
     private var freeSlots: [UInt32] = []
     /// The requested index (VCREATE / VREBUILD); `index` is the one serving now.
@@ -85,6 +110,11 @@ public final class Collection: @unchecked Sendable {
     init(definition: CollectionDefinition, store: LatentStore, indexer: BackgroundIndexer) {
         collectionId = definition.id
         storedName = definition.name
+        storedExpiresAt = definition.expiresAt
+        encoding = definition.encoding ?? .fp32
+        projection = definition.projection
+        projectionMatrix = definition.projection?.matrix(outputDimension: definition.dimension) ?? []
+        implicit = definition.implicit ?? false
         dimension = definition.dimension
         metric = definition.metric
         indexSpec = definition.index
@@ -97,7 +127,11 @@ public final class Collection: @unchecked Sendable {
 
     /// The definition as stored in `meta`, with the index spec currently requested.
     public var definition: CollectionDefinition {
-        state.withReadLock { CollectionDefinition(id: collectionId, name: name, dimension: dimension, metric: metric, index: indexSpec) }
+        state.withReadLock {
+            CollectionDefinition(id: collectionId, name: name, dimension: dimension, metric: metric, index: indexSpec,
+                                 encoding: encoding == .fp32 ? nil : encoding, projection: projection, expiresAt: expiresAt,
+                                 implicit: implicit ? true : nil)
+        }
     }
 
     /// Rebuilds the in-memory state from the store (at startup).
@@ -332,10 +366,11 @@ public final class Collection: @unchecked Sendable {
     /// Runs `body` (the store write that deletes the collection) under the writer mutex and marks the
     /// collection dropped only when it succeeded: no write can land between the delete and the mark, and
     /// a delete that failed (a full disk) leaves the collection fully usable.
-    func drop(_ body: () throws -> Void) throws {
+    func drop(when condition: () -> Bool = { true }, _ body: () throws -> Void) throws {
         writeMutex.lock()
         defer { writeMutex.unlock() }
         if dropped { throw EngineError.collectionDropped(name) }
+        guard condition() else { return }
         try body()
         state.withWriteLock {
             dropped = true
@@ -352,12 +387,27 @@ public final class Collection: @unchecked Sendable {
         nameLock.unlock()
     }
 
+    func setExpiresAt(_ when: Int64?) {
+        nameLock.lock()
+        storedExpiresAt = when
+        nameLock.unlock()
+    }
+
+    /// Whether the collection's time to live ran out at `nowMillis`.
+    public func isExpired(nowMillis: Int64) -> Bool {
+        guard let when = expiresAt else { return false }
+        return when <= nowMillis
+    }
+
     /// Runs `body` under the writer mutex (e.g. to persist a changed definition in order with writes).
     func serializedWrite<T>(_ body: () throws -> T) throws -> T { try withWriter(body) }
 
     // MARK: Reads
 
     public var count: Int { state.withReadLock { slotOf.count } }
+
+    /// The element count, for a caller holding the writer mutex (it cannot change meanwhile).
+    var countUnderWriter: Int { state.withReadLock { slotOf.count } }
 
     public func contains(_ id: ElementID) -> Bool { state.withReadLock { slotOf[id] != nil } }
 

@@ -30,6 +30,9 @@ public final class CollectionCatalog: @unchecked Sendable {
     private var monitor: StorageMonitor?
     public let indexer: BackgroundIndexer
     private var closed = false
+    /// Collections dropped because their time to live ran out (INFO expired_keys); guarded by `lock`.
+    private var expired = 0
+    private var reaper: DispatchSourceTimer?
 
     /// Opens the store at `directory` and loads every collection into memory.
     public init(directory: String, fsync: FsyncPolicy = .everysec, storage: StoreOptions = StoreOptions(),
@@ -83,6 +86,7 @@ public final class CollectionCatalog: @unchecked Sendable {
                                      logger: logger)
         monitor.start()
         self.monitor = monitor
+        startReaper()
     }
 
     /// The collections of `directory` with sizes and snapshot states, from the store alone (fast: no
@@ -107,6 +111,7 @@ public final class CollectionCatalog: @unchecked Sendable {
             return !closed
         }
         guard first else { return }
+        reaper?.cancel()
         let open = all
         for c in open { c.markDropped() } // stops builds and drains; nothing writes after this
         indexer.waitUntilIdle()
@@ -121,6 +126,9 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// Whether the store takes writes now, and its last storage error (INFO).
     public var storageStatus: StorageStatus? { monitor?.status }
 
+    /// RocksDB's memtables, table readers and block cache now (INFO memory).
+    public var storageMemory: StorageMemory { store.db.memoryUsage }
+
     /// Runs the storage monitor's round now (tests: resume without waiting for the timer).
     public func checkStorageNow() { monitor?.tick() }
 
@@ -131,10 +139,15 @@ public final class CollectionCatalog: @unchecked Sendable {
         try storageCall { try store.db.syncWAL() }
     }
 
+    /// The collection named `name`; nil when there is none or its time to live ran out (then it is
+    /// dropped now, as Redis expires a key on access).
     public func collection(_ name: String) -> Collection? {
-        lock.lock()
-        defer { lock.unlock() }
-        return collections[name]
+        guard let c = lock.withLock({ collections[name] }) else { return nil }
+        if c.expiresAt != nil, c.isExpired(nowMillis: Self.nowMillis()) {
+            dropExpired(name, c)
+            return nil
+        }
+        return c
     }
 
     public func require(_ name: String) throws -> Collection {
@@ -142,16 +155,92 @@ public final class CollectionCatalog: @unchecked Sendable {
         return c
     }
 
-    public var names: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return collections.keys.sorted()
+    /// Names of the live collections, sorted (expired ones are left out).
+    public var names: [String] { all.map(\.name).sorted() }
+
+    /// The live collections (expired ones are left out).
+    public var all: [Collection] {
+        let now = Self.nowMillis()
+        return lock.withLock { Array(collections.values) }.filter { !$0.isExpired(nowMillis: now) }
     }
 
-    public var all: [Collection] {
+    /// Collections dropped because their time to live ran out, since start.
+    public var expiredCount: Int { lock.withLock { expired } }
+
+    public static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    /// Drops `c` if it is still the collection named `name` and still expired. A drop that cannot be
+    /// written (a full disk) leaves it hidden (every lookup sees it expired) and is tried again later.
+    private func dropExpired(_ name: String, _ c: Collection) {
         lock.lock()
         defer { lock.unlock() }
-        return Array(collections.values)
+        guard collections[name] === c, c.isExpired(nowMillis: Self.nowMillis()) else { return }
+        do {
+            try dropLocked(name, c)
+            expired += 1
+        } catch {
+            logger.error("expired collection \(name) could not be dropped: \(error)")
+        }
+    }
+
+    /// Drops expired collections four times a second (Redis' active expiry), so an expired collection
+    /// nobody reads still frees its memory and disk.
+    private func startReaper() {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "latentdb.expiry", qos: .utility))
+        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250), leeway: .milliseconds(50))
+        timer.setEventHandler { [weak self] in self?.reapExpired() }
+        timer.resume()
+        reaper = timer
+    }
+
+    /// Drops every collection whose time to live ran out; returns how many.
+    @discardableResult
+    public func reapExpired() -> Int {
+        let now = Self.nowMillis()
+        let due = lock.withLock { collections.filter { $0.value.isExpired(nowMillis: now) } }
+        for (name, c) in due { dropExpired(name, c) }
+        return due.count
+    }
+
+    /// Sets (or with nil, removes) a collection's expiry time, in unix milliseconds, persisted with its
+    /// definition. A time already past drops the collection, as Redis deletes the key. False when
+    /// there is no such collection.
+    @discardableResult
+    public func setExpiry(_ name: String, at when: Int64?) throws -> Bool {
+        guard let c = collection(name) else { return false }
+        if let when, when <= Self.nowMillis() {
+            lock.lock()
+            defer { lock.unlock() }
+            guard collections[name] === c else { return false }
+            try dropLocked(name, c)
+            expired += 1
+            return true
+        }
+        try lock.withLock {
+            guard collections[name] === c else { throw EngineError.unknownCollection(name) }
+            try c.serializedWrite {
+                var definition = c.definition
+                definition.expiresAt = when
+                let encoded = try JSONEncoder().encode(definition)
+                let batch = WriteBatch(for: store.db)
+                try storageCall {
+                    try store.putCollectionDefinition(name: name, Array(encoded), in: batch)
+                    try store.db.write(batch)
+                }
+                c.setExpiresAt(when)
+            }
+        }
+        return true
+    }
+
+    /// Drops every collection (FLUSHDB / FLUSHALL); returns how many there were.
+    @discardableResult
+    public func dropAll() throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let all = collections
+        for (name, c) in all { try dropLocked(name, c) }
+        return all.count
     }
 
     /// Creates a collection; throws `collectionExists` when the name is taken.
@@ -165,21 +254,42 @@ public final class CollectionCatalog: @unchecked Sendable {
         return try createLocked(name: name, dimension: dimension, metric: metric, index: index)
     }
 
-    /// The collection `name`, created with `dimension` and COSINE when missing (VADD's behaviour).
-    public func collectionCreatingIfMissing(_ name: String, dimension: Int) throws -> Collection {
-        try Validation.collectionName(name)
-        try Validation.dimension(dimension)
-        lock.lock()
-        defer { lock.unlock() }
-        if let c = collections[name] { return c }
-        return try createLocked(name: name, dimension: dimension, metric: .cosine, index: .flat)
+    /// What a VADD on a missing key creates, as Redis creates a vector set: COSINE, HNSW with VADD's M,
+    /// the encoding VADD names (Redis' default Q8), and REDUCE's projection.
+    public struct ImplicitCreation: Sendable {
+        public var dimension: Int
+        public var encoding: VectorEncoding
+        public var m: Int?
+        public var projection: Projection?
+        public init(dimension: Int, encoding: VectorEncoding, m: Int?, projection: Projection?) {
+            self.dimension = dimension
+            self.encoding = encoding
+            self.m = m
+            self.projection = projection
+        }
     }
 
-    private func createLocked(name: String, dimension: Int, metric: Metric, index: IndexSpec) throws -> Collection {
+    /// The collection `name`, created as `creation` says when missing (VADD's behaviour); `created`
+    /// tells which happened.
+    public func collectionCreatingIfMissing(_ name: String, _ creation: ImplicitCreation) throws -> (Collection, created: Bool) {
+        try Validation.collectionName(name)
+        try Validation.dimension(creation.dimension)
+        if let c = collection(name) { return (c, false) }
+        lock.lock()
+        defer { lock.unlock() }
+        if let c = collections[name] { return (c, false) }
+        let index = IndexSpec(kind: .hnsw, m: creation.m)
+        return (try createLocked(name: name, dimension: creation.dimension, metric: .cosine, index: index,
+                                 encoding: creation.encoding, projection: creation.projection, implicit: true), true)
+    }
+
+    private func createLocked(name: String, dimension: Int, metric: Metric, index: IndexSpec, encoding: VectorEncoding? = nil,
+                              projection: Projection? = nil, implicit: Bool = false) throws -> Collection {
         let batch = WriteBatch(for: store.db)
         let definition = try storageCall {
             CollectionDefinition(id: try store.reserveCollectionId(in: batch), name: name, dimension: dimension,
-                                 metric: metric, index: index.resolved)
+                                 metric: metric, index: index.resolved, encoding: encoding == .fp32 ? nil : encoding,
+                                 projection: projection, implicit: implicit ? true : nil)
         }
         let encoded = try JSONEncoder().encode(definition)
         try storageCall {
@@ -222,13 +332,19 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// Renames `from` to `to` in one WriteBatch, replacing (dropping) any collection named `to`, as Redis'
     /// RENAME does. Writes to `from` wait for the moment of the swap. This is how a load stays atomic:
     /// it fills a staging collection and renames it over the old one only when complete.
-    public func rename(_ from: String, to: String) throws {
+    /// With `onlyIfAbsent` (RENAMENX) nothing happens when `to` exists, and false is returned.
+    @discardableResult
+    public func rename(_ from: String, to: String, onlyIfAbsent: Bool = false) throws -> Bool {
         try Validation.collectionName(to)
+        // Expired collections go first, so neither side of the rename is one.
+        _ = collection(from)
+        _ = collection(to)
         lock.lock()
         defer { lock.unlock() }
         guard let source = collections[from] else { throw EngineError.unknownCollection(from) }
-        guard from != to else { return }
+        guard from != to else { return !onlyIfAbsent }
         let target = collections[to]
+        if onlyIfAbsent && target != nil { return false }
         let write = {
             try source.serializedWrite {
                 var definition = source.definition
@@ -248,6 +364,7 @@ public final class CollectionCatalog: @unchecked Sendable {
         if let target { try target.drop(write) } else { try write() }
         collections[to] = source
         collections[from] = nil
+        return true
     }
 
     /// Deletes a collection and all its records. Returns false when it did not exist. When the delete
@@ -257,6 +374,33 @@ public final class CollectionCatalog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let c = collections[name] else { return false }
+        try dropLocked(name, c)
+        return true
+    }
+
+    /// Drops `name` only if it is a VADD-created collection with no elements left (Redis deletes a vector
+    /// set with its last element). Runs under the collection's writer mutex, so a concurrent VADD either
+    /// lands first (and the collection stays) or finds it dropped.
+    @discardableResult
+    public func dropIfEmptyImplicit(_ name: String) throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let c = collections[name], c.implicit else { return false }
+        var dropped = false
+        try c.drop(when: { c.countUnderWriter == 0 }) {
+            let batch = WriteBatch(for: store.db)
+            try storageCall {
+                try store.deleteCollection(name: name, id: c.definition.id, in: batch)
+                try store.db.write(batch)
+            }
+            dropped = true
+        }
+        if dropped { collections[name] = nil }
+        return dropped
+    }
+
+    /// Caller holds `lock`.
+    private func dropLocked(_ name: String, _ c: Collection) throws {
         try c.drop {
             let batch = WriteBatch(for: store.db)
             try storageCall {
@@ -265,7 +409,6 @@ public final class CollectionCatalog: @unchecked Sendable {
             }
         }
         collections[name] = nil
-        return true
     }
 
     public var memoryBytes: Int { all.reduce(0) { $0 + $1.memoryBytes } }

@@ -7,10 +7,10 @@ import Darwin
 /// A pthread read-write lock that prefers writers, so a steady stream of searches cannot starve
 /// the short in-memory update of a write.
 /// Guarding: the pthread rwlock is its own synchronisation; the pointer is immutable.
-final class ReadWriteLock: @unchecked Sendable {
+public final class ReadWriteLock: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         var attr = pthread_rwlockattr_t()
         pthread_rwlockattr_init(&attr)
         #if canImport(Glibc)
@@ -26,14 +26,14 @@ final class ReadWriteLock: @unchecked Sendable {
     }
 
     @inline(__always)
-    func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
     @inline(__always)
-    func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()

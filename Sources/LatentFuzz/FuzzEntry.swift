@@ -59,7 +59,7 @@ public func latentFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CIn
     if !requests.isEmpty {
         let outcomes = fuzzExecutor.execute(batch: requests, session: session)
         var out = ByteBuffer()
-        for o in outcomes { o.reply.write(into: &out) }
+        for o in outcomes { o.reply.write(into: &out, version: o.version) }
     }
     return 0
 }

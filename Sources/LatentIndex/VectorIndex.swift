@@ -136,6 +136,11 @@ public protocol VectorIndex: AnyObject {
     /// Does repair work until `deadline` (DispatchTime uptime nanoseconds); `idle` when nothing else
     /// waits, so small amounts of work are worth starting. Returns whether work remains.
     func repair(until deadline: UInt64, idle: Bool) -> Bool
+    /// A graph index's neighbours of `slot`, one list per layer from the highest down to layer 0 (VLINKS);
+    /// nil for indexes without a graph or a slot the graph does not hold.
+    func links(ofSlot slot: UInt32) -> [[UInt32]]?
+    /// The graph's highest layer (VINFO max-level); nil for indexes without a graph.
+    var graphMaxLevel: Int? { get }
 }
 
 extension VectorIndex {
@@ -144,6 +149,8 @@ extension VectorIndex {
     public var infoFields: [(String, String)] { [] }
     public var hasRepairWork: Bool { false }
     public func repair(until deadline: UInt64, idle: Bool) -> Bool { false }
+    public func links(ofSlot slot: UInt32) -> [[UInt32]]? { nil }
+    public var graphMaxLevel: Int? { nil }
 
     /// One `add` per vector, checking `shouldContinue` every 1,000.
     public func addBatch(slots: [UInt32], vectors: UnsafePointer<Float>, threads: Int,

@@ -20,6 +20,8 @@ public struct VSimRequest: Equatable, Sendable {
     public var truth = false
     /// Leave out the items stored as seen by the ELE ... FROM element (a user's rated items).
     public var excludeSeen = false
+    /// EPSILON d: only hits whose similarity is at least 1 - d (COSINE; Redis' definition).
+    public var epsilon: Double?
 
     public init(key: String, input: QueryInput, count: Int = 10, withScores: Bool = false, withAttributes: Bool = false,
                 ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false, excludeSeen: Bool = false) {
@@ -33,6 +35,48 @@ public struct VSimRequest: Equatable, Sendable {
         self.nprobe = nprobe
         self.truth = truth
     }
+}
+
+/// VADD's arguments: `VADD key [REDUCE dim] (FP32 blob | VALUES n ...) element [CAS] [NOQUANT|Q8|BIN]
+/// [EF n] [SETATTR json] [M n]`. Options not given are nil.
+public struct VAddRequest: Equatable, Sendable {
+    public enum Quantization: String, Equatable, Sendable {
+        case noquant = "NOQUANT", q8 = "Q8", bin = "BIN"
+    }
+    public var key: String
+    public var vector: [Float]
+    public var element: ElementID
+    public var attributes: [UInt8]?
+    public var reduce: Int?
+    public var quantization: Quantization?
+    public var m: Int?
+    public var ef: Int?
+    public var cas = false
+
+    public init(key: String, vector: [Float], element: ElementID, attributes: [UInt8]? = nil, reduce: Int? = nil,
+                quantization: Quantization? = nil, m: Int? = nil, ef: Int? = nil, cas: Bool = false) {
+        self.key = key
+        self.vector = vector
+        self.element = element
+        self.attributes = attributes
+        self.reduce = reduce
+        self.quantization = quantization
+        self.m = m
+        self.ef = ef
+        self.cas = cas
+    }
+}
+
+/// One end of a VRANGE: `-` / `+`, `[element` (inclusive) or `(element` (exclusive).
+public enum RangeBound: Equatable, Sendable {
+    case unbounded
+    case inclusive([UInt8])
+    case exclusive([UInt8])
+}
+
+/// When an EXPIRE-family command sets the time to live.
+public enum ExpiryCondition: String, Equatable, Sendable {
+    case always, nx = "NX", xx = "XX", gt = "GT", lt = "LT"
 }
 
 /// `AUTH`'s arguments as HELLO carries them.
@@ -53,7 +97,7 @@ public enum Command: Equatable, Sendable {
     case quit
     /// The password is kept as the bytes sent: compared as bytes, never as Unicode text.
     case auth(user: String?, password: [UInt8])
-    case info(section: String?)
+    case info(sections: [String])
     case shutdown
     case command(subcommand: String?)
     case configGet([String])
@@ -66,11 +110,35 @@ public enum Command: Equatable, Sendable {
     case hello(protocolVersion: Int?, auth: Credentials?, setName: String?)
     case dbsize
     case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec)
-    case vadd(key: String, vector: [Float], element: ElementID, attributes: [UInt8]?)
+    case vadd(VAddRequest)
     case vsim(VSimRequest)
+    case vlinks(key: String, element: ElementID, withScores: Bool)
+    case vrandmember(key: String, count: Int?)
+    case vrange(key: String, start: RangeBound, end: RangeBound, count: Int?)
+    // Keyspace commands over collections (each collection is a key of type vectorset).
+    case del([String])
+    case exists([String])
+    case type(String)
+    case rename(key: String, newKey: String, onlyIfAbsent: Bool)
+    case keys(pattern: String)
+    case scan(cursor: Int, match: String?, count: Int, type: String?)
+    case flush
+    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT, in milliseconds: relative to now unless `absolute`.
+    case expire(key: String, milliseconds: Int64, absolute: Bool, condition: ExpiryCondition)
+    /// TTL / PTTL (`absolute` false) and EXPIRETIME / PEXPIRETIME; seconds unless `milliseconds`.
+    case ttl(key: String, milliseconds: Bool, absolute: Bool)
+    case persist(String)
+    case memoryUsage(String)
+    case objectEncoding(String)
+    // Transactions.
+    case multi
+    case exec
+    case discard
+    case watch([String])
+    case unwatch
     case vrem(key: String, element: ElementID)
     case vismember(key: String, element: ElementID)
-    case vemb(key: String, element: ElementID)
+    case vemb(key: String, element: ElementID, raw: Bool)
     case vcard(key: String)
     case vdim(key: String)
     case vsetattr(key: String, element: ElementID, json: [UInt8])
@@ -116,13 +184,35 @@ public enum Command: Equatable, Sendable {
         case .vrename: return "vrename"
         case .vsetseen: return "vsetseen"
         case .vrebuild: return "vrebuild"
+        case .vlinks: return "vlinks"
+        case .vrandmember: return "vrandmember"
+        case .vrange: return "vrange"
+        case .del: return "del"
+        case .exists: return "exists"
+        case .type: return "type"
+        case .rename: return "rename"
+        case .keys: return "keys"
+        case .scan: return "scan"
+        case .flush: return "flushdb"
+        case .expire: return "expire"
+        case .ttl: return "ttl"
+        case .persist: return "persist"
+        case .memoryUsage: return "memory"
+        case .objectEncoding: return "object"
+        case .multi: return "multi"
+        case .exec: return "exec"
+        case .discard: return "discard"
+        case .watch: return "watch"
+        case .unwatch: return "unwatch"
         }
     }
 
     /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
     public var isWrite: Bool {
         switch self {
-        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename, .vsetseen: return true
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename, .vsetseen, .del, .rename, .flush, .expire,
+             .persist, .exec:
+            return true
         default: return false
         }
     }

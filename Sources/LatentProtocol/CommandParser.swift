@@ -21,7 +21,7 @@ public enum CommandParser {
             try a.arity(2...3)
             return a.count == 2 ? .auth(user: nil, password: a.bytes(1)) : .auth(user: a.string(1), password: a.bytes(2))
         case "info":
-            return .info(section: a.count >= 2 ? a.string(1).lowercased() : nil)
+            return .info(sections: (1..<a.count).map { a.string($0).lowercased() })
         case "shutdown":
             return .shutdown
         case "command":
@@ -64,9 +64,8 @@ public enum CommandParser {
             case "vrem": return .vrem(key: key, element: element)
             case "vismember": return .vismember(key: key, element: element)
             case "vemb":
-                if a.count == 4 && a.string(3).uppercased() != "RAW" { throw CommandError.syntax("syntax error: VEMB key element") }
-                if a.count == 4 { throw CommandError.syntax("VEMB RAW is not supported: vectors are stored unquantized; omit RAW") }
-                return .vemb(key: key, element: element)
+                if a.count == 4 && a.string(3).uppercased() != "RAW" { throw CommandError.syntax("invalid option") }
+                return .vemb(key: key, element: element, raw: a.count == 4)
             default: return .vgetattr(key: key, element: element)
             }
         case "vcard", "vdim", "vinfo", "vdrop":
@@ -99,6 +98,7 @@ public enum CommandParser {
             try a.arity(1...1)
             return .vlist
         default:
+            if let command = try parseKeyspace(name, &a) { return command }
             throw CommandError.unknownCommand(String(buffer: first))
         }
     }
@@ -158,39 +158,59 @@ public enum CommandParser {
         return index
     }
 
-    // VADD key [REDUCE dim] (VALUES n v1 .. vn | FP32 blob) element [CAS] [NOQUANT] [EF n] [M m] [SETATTR json]
+    // VADD key [REDUCE dim] (VALUES n v1 .. vn | FP32 blob) element [CAS] [NOQUANT|Q8|BIN] [EF n] [SETATTR json] [M m]
+    // Errors as Redis words them (clients and their tests match on them).
     static func parseVAdd(_ a: inout Arguments) throws -> Command {
         try a.arity(4...)
         let key = a.string(1)
         var i = 2
+        var reduce: Int?
         if a.string(i).uppercased() == "REDUCE" {
-            throw CommandError.syntax("REDUCE is not supported: send vectors of the collection's dimension")
+            guard i + 2 < a.count, let r = Int(a.string(i + 1)), r >= 1, r <= 4096 else {
+                throw CommandError.syntax("invalid vector specification")
+            }
+            reduce = r
+            i += 2
         }
-        let vector = try a.vector(at: &i)
+        let vector: [Float]
+        do {
+            vector = try a.vector(at: &i)
+        } catch let e as CommandError {
+            // Redis' words first (clients match on them), then what exactly is wrong.
+            throw CommandError.syntax("invalid vector specification: \(e.message)")
+        }
         guard i < a.count else { throw CommandError.wrongArity("vadd") }
-        let element = a.element(i)
+        var request = VAddRequest(key: key, vector: vector, element: a.element(i), reduce: reduce)
         i += 1
-        var attributes: [UInt8]?
         while i < a.count {
             let option = a.string(i).uppercased()
+            let hasValue = i + 1 < a.count
             switch option {
-            case "CAS", "NOQUANT":
+            case "CAS":
+                request.cas = true
                 i += 1
-            case "Q8", "BIN":
-                throw CommandError.syntax("\(option) quantization is not supported: vectors are stored as float32; omit \(option)")
-            case "EF", "M":
-                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
-                _ = try a.integer(i + 1, what: option, in: 1...1_000_000)
+            case "NOQUANT", "Q8", "BIN":
+                request.quantization = VAddRequest.Quantization(rawValue: option)
+                i += 1
+            case "EF" where hasValue:
+                guard let ef = Int(a.string(i + 1)), ef > 0, ef <= 1_000_000 else { throw CommandError.syntax("invalid EF") }
+                request.ef = ef
                 i += 2
-            case "SETATTR":
-                guard i + 1 < a.count else { throw CommandError.syntax("option SETATTR needs a JSON value") }
-                attributes = a.bytes(i + 1)
+            case "M" where hasValue:
+                guard let m = Int(a.string(i + 1)), m >= 4, m <= 4096 else { throw CommandError.syntax("invalid M") }
+                request.m = m
+                i += 2
+            case "SETATTR" where hasValue:
+                request.attributes = a.bytes(i + 1)
                 i += 2
             default:
-                throw CommandError.syntax("unknown VADD option '\(a.string(i))': use SETATTR json, CAS, NOQUANT, EF or M")
+                throw CommandError.syntax("invalid option after element")
             }
         }
-        return .vadd(key: key, vector: vector, element: element, attributes: attributes)
+        if let reduce, reduce > vector.count {
+            throw CommandError.syntax("REDUCE \(reduce) is larger than the vector's \(vector.count) components")
+        }
+        return .vadd(request)
     }
 
     // VSIM key (ELE element [FROM other] | VALUES n ... | FP32 blob) [COUNT k] [WITHSCORES] [WITHATTRIBS]
@@ -236,10 +256,15 @@ public enum CommandParser {
                     request.nprobe = v
                 }
                 i += 2
-            case "FILTER", "FILTER-EF", "EPSILON":
+            case "EPSILON":
+                guard i + 1 < a.count else { throw CommandError.syntax("option EPSILON needs a value") }
+                guard let d = Double(a.string(i + 1)), d > 0, d.isFinite else { throw CommandError.syntax("invalid EPSILON") }
+                request.epsilon = d
+                i += 2
+            case "FILTER", "FILTER-EF":
                 throw CommandError.syntax("\(option) is not supported yet")
             default:
-                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EF, NPROBE, TRUTH or EXCLUDE-SEEN")
+                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EPSILON, EF, NPROBE, TRUTH, NOTHREAD or EXCLUDE-SEEN")
             }
         }
         return .vsim(request)

@@ -3,6 +3,7 @@ import LatentEngine
 import LatentIndex
 import LatentProtocol
 import LatentVectors
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Per-connection state that commands read and change.
@@ -16,6 +17,12 @@ public final class Session: @unchecked Sendable {
     public var name = "" {
         didSet { record?.name = name }
     }
+    /// MULTI's queue (nil outside a transaction) and WATCH's marks; touched only by the connection's
+    /// own requests, one batch at a time, like `name`.
+    public var transaction: QueuedTransaction?
+    var watched: [String: WatchMark] = [:]
+    /// RESP2 until `HELLO 3`; replies are encoded in it.
+    public var protocolVersion: RESPVersion = .resp2
     /// The connection's CLIENT LIST record (nil for sessions without a connection, in tests).
     public var record: ClientRecord?
 
@@ -41,6 +48,8 @@ public enum AfterReply: Equatable, Sendable {
 public struct Outcome: Equatable, Sendable {
     public var reply: RESPValue
     public var after: AfterReply = .none
+    /// The protocol to encode the reply in: the session's after the command ran (HELLO 3's own reply is RESP3).
+    public var version: RESPVersion = .resp2
 }
 
 /// Runs requests against the catalog. No sockets: the connection handler hands it batches of requests
@@ -52,6 +61,14 @@ public final class CommandExecutor: @unchecked Sendable {
     public let stats: ServerStats
     public let cache: ResultCache
     public let clients = ClientRegistry()
+    /// Held for reading by every request (except PING/ECHO) and for writing by EXEC: transactions are
+    /// isolated from other clients' commands (CommandExecutor+Transactions.swift).
+    let gate = ReadWriteLock()
+    /// Set when memory holds writes the store refused (a failed EXEC commit): every request but INFO,
+    /// PING and SHUTDOWN is refused until a restart. Guarded by its box.
+    private let divergedReason = NIOLockedValueBox<String?>(nil)
+
+    func diverge(_ reason: String) { divergedReason.withLockedValue { $0 = reason } }
 
     /// The effective configuration now (CONFIG SET may change it between requests).
     public var configuration: ServerConfiguration { settings.current }
@@ -75,12 +92,14 @@ public final class CommandExecutor: @unchecked Sendable {
     /// when one ends the connection, the client is gone (`isCancelled`), or the replies so far reach
     /// `replyBudgetBytes` (the caller runs the rest in a later batch).
     /// Names of the commands that write (Command.isWrite), upper-case, for routing before parsing.
-    static let writeNames: Set<String> = ["VCREATE", "VADD", "VREM", "VSETATTR", "VDROP", "VREBUILD", "VRENAME", "VSETSEEN"]
+    static let writeNames: Set<String> = ["VCREATE", "VADD", "VREM", "VSETATTR", "VDROP", "VREBUILD", "VRENAME", "VSETSEEN",
+                                          "DEL", "UNLINK", "RENAME", "RENAMENX", "FLUSHDB", "FLUSHALL", "EXPIRE", "PEXPIRE",
+                                          "EXPIREAT", "PEXPIREAT", "PERSIST", "EXEC"]
 
     /// Whether a request names a write command (judged from the raw name: routing only, so a
     /// misjudged request still runs correctly, just on the other pool).
     public static func writesByName(_ args: [ByteBuffer]) -> Bool {
-        guard let name = args.first, (4...9).contains(name.readableBytes) else { return false }
+        guard let name = args.first, (3...9).contains(name.readableBytes) else { return false }
         return writeNames.contains(String(decoding: name.readableBytesView.map { $0 & 0xDF }, as: UTF8.self))
     }
 
@@ -104,7 +123,8 @@ public final class CommandExecutor: @unchecked Sendable {
         for args in batch {
             // The client is gone: its remaining requests are not run (their replies could not be sent).
             if isCancelled() { break }
-            let (outcome, command) = execute(args, session: session)
+            var (outcome, command) = execute(args, session: session)
+            outcome.version = session.protocolVersion
             if let command {
                 names.append(command.name)
                 if command.isWrite && !outcome.reply.isError { wrote.append(outcomes.count) }
@@ -119,7 +139,7 @@ public final class CommandExecutor: @unchecked Sendable {
                 try catalog.commitBeforeReply()
             } catch {
                 let code = (error as? EngineError)?.code ?? "ERR"
-                for i in wrote { outcomes[i] = Outcome(reply: .error("\(code) write not made durable: \(error)")) }
+                for i in wrote { outcomes[i].reply = .error("\(code) write not made durable: \(error)") }
             }
         }
         let errors = outcomes.filter { $0.reply.isError }.count
@@ -128,32 +148,48 @@ public final class CommandExecutor: @unchecked Sendable {
     }
 
     func execute(_ args: [ByteBuffer], session: Session) -> (Outcome, Command?) {
-        let command: Command
-        do {
-            command = try CommandParser.parse(args)
-        } catch let e as CommandError {
-            if !session.authenticated, !isAllowedBeforeAuth(args) { return (Outcome(reply: .error(noAuth)), nil) }
-            return (Outcome(reply: .err(e.message)), nil)
-        } catch {
-            return (Outcome(reply: .err("\(error)")), nil)
-        }
+        let parsed: Result<Command, Error> = Result { try CommandParser.parse(args) }
         if !session.authenticated {
-            switch command {
-            case .auth, .hello, .quit: break
-            default: return (Outcome(reply: .error(noAuth)), command)
+            switch parsed {
+            case .success(.auth), .success(.hello), .success(.quit): break
+            case .failure where isAllowedBeforeAuth(args): break
+            default: return (Outcome(reply: .error(noAuth)), try? parsed.get())
             }
         }
+        if session.transaction != nil {
+            return (queueInTransaction(args, parsed, session: session), try? parsed.get())
+        }
+        let command: Command
+        switch parsed {
+        case .success(let c): command = c
+        case .failure(let e as CommandError): return (Outcome(reply: .err(e.message)), nil)
+        case .failure(let e): return (Outcome(reply: .err("\(e)")), nil)
+        }
+        if let reason = divergedReason.withLockedValue({ $0 }) {
+            switch command {
+            case .info, .ping, .shutdown, .quit: break
+            default: return (Outcome(reply: .error("MISCONF \(reason)")), command)
+            }
+        }
+        if let outcome = runTransactionCommand(command, session: session) { return (outcome, command) }
+        if case .ping = command { return (runParsed(command, args: args, session: session), command) }
+        if case .echo = command { return (runParsed(command, args: args, session: session), command) }
+        return (gate.withReadLock { runParsed(command, args: args, session: session) }, command)
+    }
+
+    /// Runs a parsed request (the caller holds `gate` as needed), turning errors into error replies.
+    func runParsed(_ command: Command, args: [ByteBuffer], session: Session) -> Outcome {
         do {
             if case .vsim(let request) = command, cache.isEnabled {
-                return (Outcome(reply: try cachedSimilar(request, args: args)), command)
+                return Outcome(reply: try cachedSimilar(request, args: args))
             }
-            return (try run(command, session: session), command)
+            return try run(command, session: session)
         } catch let e as EngineError {
-            return (Outcome(reply: .error("\(e.code) \(e.message)")), command)
+            return Outcome(reply: .error("\(e.code) \(e.message)"))
         } catch let e as CommandError {
-            return (Outcome(reply: .err(e.message)), command)
+            return Outcome(reply: .err(e.message))
         } catch {
-            return (Outcome(reply: .err("\(error)")), command)
+            return Outcome(reply: .err("\(error)"))
         }
     }
 
@@ -173,7 +209,7 @@ public final class CommandExecutor: @unchecked Sendable {
             return .ok
         case "setname":
             guard arguments.count == 1 else { return .err("wrong number of arguments for 'client|setname' command") }
-            guard !arguments[0].contains(where: { $0 == " " || $0 == "\n" }) else {
+            guard Self.validClientName(arguments[0]) else {
                 return .err("Client names cannot contain spaces, newlines or special characters.")
             }
             session.name = arguments[0]
@@ -199,6 +235,11 @@ public final class CommandExecutor: @unchecked Sendable {
         default:
             return .err("unknown CLIENT subcommand '\(sub.prefix(64))': use SETINFO, SETNAME, GETNAME, ID, LIST, INFO, KILL, NO-EVICT, NO-TOUCH or TRACKING")
         }
+    }
+
+    /// Redis' rule for client names: printable ASCII without spaces.
+    static func validClientName(_ name: String) -> Bool {
+        name.utf8.allSatisfy { $0 > 32 && $0 < 127 }
     }
 
     /// CONFIG GET with Redis' glob patterns over every directive, plus the Redis settings clients ask
@@ -258,8 +299,14 @@ public final class CommandExecutor: @unchecked Sendable {
         case .auth(let user, let password):
             return Outcome(reply: authenticate(user: user, password: password, session: session))
         case .hello(let version, let credentials, let setName):
-            if let version, version != 2 {
-                return Outcome(reply: .error("NOPROTO unsupported protocol version: latentd speaks RESP2 only"))
+            let requested: RESPVersion?
+            if let version {
+                guard let v = RESPVersion(rawValue: version) else {
+                    return Outcome(reply: .error("NOPROTO unsupported protocol version"))
+                }
+                requested = v
+            } else {
+                requested = nil
             }
             if let credentials {
                 let reply = authenticate(user: credentials.user, password: credentials.password, session: session)
@@ -268,14 +315,20 @@ public final class CommandExecutor: @unchecked Sendable {
             if !session.authenticated {
                 return Outcome(reply: .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
             }
-            if let setName { session.name = setName }
-            return Outcome(reply: .array([
-                .bulk("server"), .bulk("latentd"), .bulk("version"), .bulk(InfoReport.version), .bulk("proto"), .integer(2),
-                .bulk("id"), .integer(session.id), .bulk("mode"), .bulk("standalone"), .bulk("role"), .bulk("master"),
-                .bulk("modules"), .array([]),
+            if let setName {
+                guard Self.validClientName(setName) else {
+                    return Outcome(reply: .err("Client names cannot contain spaces, newlines or special characters."))
+                }
+                session.name = setName
+            }
+            if let requested { session.protocolVersion = requested }
+            return Outcome(reply: .map([
+                ("server", .bulk("redis")), ("version", .bulk(InfoReport.redisVersion)),
+                ("proto", .integer(session.protocolVersion.rawValue)), ("id", .integer(session.id)),
+                ("mode", .bulk("standalone")), ("role", .bulk("master")), ("modules", .array([])),
             ]))
-        case .info(let section):
-            return Outcome(reply: .bulk(InfoReport(executor: self).render(section: section)))
+        case .info(let sections):
+            return Outcome(reply: .bulk(InfoReport(executor: self).render(sections: sections)))
         case .shutdown:
             return Outcome(reply: .ok, after: .shutdown)
         case .command(let sub):
@@ -305,115 +358,8 @@ public final class CommandExecutor: @unchecked Sendable {
         case .dbsize:
             return Outcome(reply: .integer(catalog.names.count))
         default:
+            if let reply = try runKeyspaceCommand(command) { return Outcome(reply: reply) }
             return Outcome(reply: try runVectorCommand(command))
         }
-    }
-
-    private func runVectorCommand(_ command: Command) throws -> RESPValue {
-        switch command {
-        case .vcreate(let key, let dimension, let metric, let index):
-            try catalog.create(name: key, dimension: dimension, metric: metric, index: index)
-            return .ok
-        case .vadd(let key, let vector, let element, let attributes):
-            let c = try catalog.collectionCreatingIfMissing(key, dimension: vector.count)
-            return .integer(try c.upsert(id: element, vector: vector, attributes: attributes) ? 1 : 0)
-        case .vsim(let request):
-            return try similar(request)
-        case .vrem(let key, let element):
-            return .integer(try catalog.collection(key)?.remove(id: element) == true ? 1 : 0)
-        case .vismember(let key, let element):
-            return .integer(catalog.collection(key)?.contains(element) == true ? 1 : 0)
-        case .vemb(let key, let element):
-            guard let v = catalog.collection(key)?.vector(of: element) else { return .null }
-            return .array(v.map { .bulk(Self.format($0)) })
-        case .vcard(let key):
-            return .integer(catalog.collection(key)?.count ?? 0)
-        case .vdim(let key):
-            return .integer(try catalog.require(key).dimension)
-        case .vsetattr(let key, let element, let json):
-            guard let c = catalog.collection(key) else { return .integer(0) }
-            return .integer(try c.setAttributes(id: element, json: json) ? 1 : 0)
-        case .vgetattr(let key, let element):
-            guard let c = catalog.collection(key), c.contains(element) else { return .null }
-            // A storage error (a damaged attrs file) is reported, never turned into a silent null.
-            do {
-                return try c.attributes(of: element).map { RESPValue.bulk(bytes: $0) } ?? .null
-            } catch EngineError.elementNotFound {
-                return .null // deleted between the check and the read
-            }
-        case .vinfo(let key):
-            guard let c = catalog.collection(key) else { return .null }
-            return VInfoReply.reply(c.info())
-        case .vlist:
-            return .array(catalog.names.map { .bulk($0) })
-        case .vdrop(let key):
-            return .integer(try catalog.drop(key) ? 1 : 0)
-        case .vsetseen(let key, let element, let items):
-            guard let c = catalog.collection(key) else { return .integer(0) }
-            return .integer(try c.setSeen(id: element, items: items) ? 1 : 0)
-        case .vrename(let key, let newKey):
-            try catalog.rename(key, to: newKey)
-            return .ok
-        case .vrebuild(let key, let kind, let m, let efConstruction, let nlist):
-            try catalog.rebuild(key) { $0.rebuilt(kind: kind, m: m, efConstruction: efConstruction, nlist: nlist) }
-            return .ok
-        default:
-            return .err("internal: \(command.name) is not a vector command")
-        }
-    }
-
-    /// VSIM through the result cache: the collections' versions are read before searching, so an answer
-    /// computed across a write is stored under the older version and never served.
-    private func cachedSimilar(_ request: VSimRequest, args: [ByteBuffer]) throws -> RESPValue {
-        var names = [request.key]
-        if case .element(_, let from?) = request.input { names.append(from) }
-        let collections = names.compactMap { catalog.collection($0) }
-        guard collections.count == names.count else { return try similar(request) }
-        let dependencies = collections.map { ResultCache.Dependency(collection: $0.collectionId, version: $0.writeVersion) }
-        let key = ResultCache.key(args.map { Array($0.readableBytesView) })
-        if let hit = cache.lookup(key, current: dependencies) { return hit }
-        let reply = try similar(request)
-        cache.store(key, reply: reply, dependencies: dependencies)
-        return reply
-    }
-
-    private func similar(_ request: VSimRequest) throws -> RESPValue {
-        guard let c = catalog.collection(request.key) else {
-            if case .element(_, let from?) = request.input { _ = try catalog.require(from) }
-            return .array([])
-        }
-        let query: [Float]
-        var excluding = Set<ElementID>()
-        switch request.input {
-        case .vector(let v):
-            query = v
-            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection") }
-        case .element(let element, let from):
-            let source = try from.map { try catalog.require($0) } ?? c
-            guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
-            query = v
-            if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
-        }
-        let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
-        let hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding)
-        var out: [RESPValue] = []
-        out.reserveCapacity(hits.count * (1 + (request.withScores ? 1 : 0) + (request.withAttributes ? 1 : 0)))
-        for hit in hits {
-            out.append(.bulk(bytes: hit.id.bytes))
-            if request.withScores { out.append(.bulk(Self.format(hit.score))) }
-            if request.withAttributes { out.append(hit.attributes.map { .bulk(bytes: $0) } ?? .null) }
-        }
-        return .array(out)
-    }
-
-    /// Shortest text that reads back as the same value; whole numbers without ".0", as Redis prints them.
-    static func format(_ x: Double) -> String {
-        if x == x.rounded(), abs(x) < 1e15 { return String(Int(x)) }
-        return String(x)
-    }
-
-    static func format(_ x: Float) -> String {
-        if x == x.rounded(), abs(x) < 1e7 { return String(Int(x)) }
-        return String(x)
     }
 }

@@ -1,58 +1,88 @@
 import Foundation
 import LatentEngine
 
-/// The text INFO returns: `# Section` headers and `key:value` lines, as Redis prints them, so tools
-/// that read Redis' INFO (redis-cli, exporters) can read it too.
+/// The text INFO returns: `# Section` headers and `key:value` lines with Redis' section and field
+/// names, so tools that read Redis' INFO (redis-cli, redis-py's test suite, exporters) read it too;
+/// LatentDB's own figures follow in a `latentdb` section.
 struct InfoReport {
     static var version: String { BuildInfo.version }
+    /// The Redis release whose commands and replies latentd follows (clients gate features on it).
+    static let redisVersion = "8.4.0"
     let executor: CommandExecutor
 
-    static let sections = ["server", "clients", "stats", "memory", "persistence", "keyspace"]
+    /// `INFO` / `INFO default` print these, in this order (as Redis, whose default leaves out few).
+    static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+                                  "cluster", "keyspace", "latentdb"]
+    /// `INFO all` / `everything` add the per-command counters.
+    static let allSections = defaultSections + ["commandstats"]
 
-    func render(section: String?) -> String {
-        let wanted: [String]
-        switch section {
-        case nil, "all", "default", "everything": wanted = InfoReport.sections
-        case "commandstats": wanted = ["stats"]
-        case let s?: wanted = InfoReport.sections.contains(s) ? [s] : []
+    /// One or more section names (case-insensitive); unknown names are skipped, as Redis does.
+    func render(sections requested: [String]) -> String {
+        var wanted: [String] = []
+        if requested.isEmpty { wanted = InfoReport.defaultSections }
+        for s in requested.map({ $0.lowercased() }) {
+            switch s {
+            case "default": wanted += InfoReport.defaultSections
+            case "all", "everything": wanted += InfoReport.allSections
+            default: if InfoReport.allSections.contains(s) { wanted.append(s) }
+            }
         }
+        var seen = Set<String>()
+        wanted = wanted.filter { seen.insert($0).inserted }
         return wanted.map { render($0) }.joined(separator: "\r\n")
     }
 
     private func render(_ section: String) -> String {
+        let title: String
+        switch section {
+        case "cpu": title = "CPU"
+        case "latentdb": title = "LatentDB"
+        case "commandstats": title = "Commandstats"
+        default: title = section.prefix(1).uppercased() + section.dropFirst()
+        }
+        return "# \(title)\r\n" + fields(section).map { "\($0.0):\($0.1)\r\n" }.joined()
+    }
+
+    private func fields(_ section: String) -> [(String, String)] {
         let config = executor.configuration
         let catalog = executor.catalog
-        var lines: [(String, String)] = []
         switch section {
         case "server":
-            lines = [("redis_version", "8.0.0"), ("latentdb_version", InfoReport.version), ("redis_mode", "standalone"),
-                     ("process_id", String(ProcessInfo.processInfo.processIdentifier)),
-                     ("tcp_port", String(config.port)),
-                     ("uptime_in_seconds", String(Int(Date().timeIntervalSince(executor.stats.startTime)))),
-                     ("data_dir", config.dataDirectory),
-                     ("latentdb_git_sha1", BuildInfo.gitCommit), ("latentdb_build_date", BuildInfo.buildDate),
-                     ("rocksdb_version", BuildInfo.rocksDBVersion), ("distance_kernels", BuildInfo.kernelPath),
-                     ("config_file", executor.settings.configFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "")]
+            let uptime = Int(Date().timeIntervalSince(executor.stats.startTime))
+            return [("redis_version", InfoReport.redisVersion), ("redis_mode", "standalone"), ("os", InfoReport.os),
+                    ("arch_bits", String(MemoryLayout<Int>.size * 8)),
+                    ("process_id", String(ProcessInfo.processInfo.processIdentifier)),
+                    ("tcp_port", String(config.port)), ("uptime_in_seconds", String(uptime)),
+                    ("uptime_in_days", String(uptime / 86_400)),
+                    ("executable", CommandLine.arguments.first ?? ""),
+                    ("config_file", executor.settings.configFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? ""),
+                    ("latentdb_version", InfoReport.version), ("latentdb_git_sha1", BuildInfo.gitCommit),
+                    ("latentdb_build_date", BuildInfo.buildDate), ("rocksdb_version", BuildInfo.rocksDBVersion),
+                    ("distance_kernels", BuildInfo.kernelPath), ("data_dir", config.dataDirectory)]
         case "clients":
             let buffers = executor.clients.all.map(\.buffers)
-            lines = [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients)),
-                     ("client_recent_max_input_buffer", String(buffers.map(\.query).max() ?? 0)),
-                     ("client_recent_max_output_buffer", String(buffers.map(\.output).max() ?? 0))]
-        case "stats":
-            let s = executor.stats.snapshot()
-            lines = [("total_connections_received", String(s.total)), ("rejected_connections", String(s.rejected)),
-                     ("total_commands_processed", String(s.commands)), ("total_error_replies", String(s.errors))]
-            let c = executor.cache.snapshot()
-            lines += [("query_cache_enabled", executor.cache.isEnabled ? "1" : "0"), ("query_cache_hits", String(c.hits)),
-                      ("query_cache_misses", String(c.misses)), ("query_cache_evictions", String(c.evictions)),
-                      ("query_cache_bytes", String(c.bytes)), ("query_cache_entries", String(c.entries)),
-                      ("query_cache_capacity_bytes", String(executor.cache.capacityBytes))]
-            lines += s.calls.sorted { $0.key < $1.key }.map { ("cmdstat_\($0.key)", "calls=\($0.value)") }
+            return [("connected_clients", String(executor.stats.connectedClients)), ("maxclients", String(config.maxClients)),
+                    ("client_recent_max_input_buffer", String(buffers.map(\.query).max() ?? 0)),
+                    ("client_recent_max_output_buffer", String(buffers.map(\.output).max() ?? 0)),
+                    ("blocked_clients", "0")]
         case "memory":
+            let rocks = catalog.storageMemory
+            let cacheBytes = executor.cache.snapshot().bytes
             let vectors = catalog.memoryBytes
-            lines = [("used_memory_rss", String(InfoReport.residentBytes())), ("used_memory_vectors", String(vectors))]
+            // used_memory: what latentd accounts for itself (collections, result cache, RocksDB's
+            // memtables, table readers and block cache); RSS adds allocator overhead and code.
+            let used = vectors + cacheBytes + Int(rocks.memtableBytes + rocks.tableReaderBytes + rocks.blockCacheBytes)
+            let rss = InfoReport.residentBytes()
+            return [("used_memory", String(used)), ("used_memory_human", InfoReport.human(used)),
+                    ("used_memory_rss", String(rss)), ("used_memory_rss_human", InfoReport.human(rss)),
+                    ("maxmemory", "0"), ("maxmemory_policy", "noeviction"),
+                    ("used_memory_vectors", String(vectors)), ("used_memory_query_cache", String(cacheBytes)),
+                    ("rocksdb_memtables", String(rocks.memtableBytes)), ("rocksdb_table_readers", String(rocks.tableReaderBytes)),
+                    ("rocksdb_block_cache", String(rocks.blockCacheBytes)),
+                    ("rocksdb_block_cache_pinned", String(rocks.blockCachePinnedBytes))]
         case "persistence":
-            lines = [("fsync", catalog.fsync.rawValue), ("storage_engine", "rocksdb")]
+            var lines = [("loading", "0"), ("rdb_bgsave_in_progress", "0"), ("aof_enabled", "0"),
+                         ("fsync", catalog.fsync.rawValue), ("storage_engine", "rocksdb")]
             if let st = catalog.storageStatus {
                 // As Redis' rdb_last_bgsave_status: whether writes can be persisted now, and why not.
                 lines += [("storage_writes_ok", st.writesOK ? "1" : "0"), ("storage_read_only", st.readOnly ? "1" : "0"),
@@ -60,17 +90,62 @@ struct InfoReport {
                           ("storage_last_error", (st.lastError ?? "").replacingOccurrences(of: "\r", with: " ")
                             .replacingOccurrences(of: "\n", with: " "))]
             }
+            return lines
+        case "stats":
+            let s = executor.stats.snapshot()
+            let c = executor.cache.snapshot()
+            return [("total_connections_received", String(s.total)), ("total_commands_processed", String(s.commands)),
+                    ("rejected_connections", String(s.rejected)), ("expired_keys", String(catalog.expiredCount)),
+                    ("total_error_replies", String(s.errors)),
+                    ("query_cache_enabled", executor.cache.isEnabled ? "1" : "0"), ("query_cache_hits", String(c.hits)),
+                    ("query_cache_misses", String(c.misses)), ("query_cache_evictions", String(c.evictions)),
+                    ("query_cache_bytes", String(c.bytes)), ("query_cache_entries", String(c.entries)),
+                    ("query_cache_capacity_bytes", String(executor.cache.capacityBytes))]
+        case "replication":
+            return [("role", "master"), ("connected_slaves", "0")]
+        case "cpu":
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            func seconds(_ t: timeval) -> String { String(format: "%.6f", Double(t.tv_sec) + Double(t.tv_usec) / 1e6) }
+            return [("used_cpu_sys", seconds(usage.ru_stime)), ("used_cpu_user", seconds(usage.ru_utime))]
+        case "cluster":
+            return [("cluster_enabled", "0")]
         case "keyspace":
+            // As Redis: a line for db0 only when it holds keys.
             let all = catalog.all
-            lines = [("collections", String(all.count)), ("vectors", String(all.reduce(0) { $0 + $1.count }))]
+            guard !all.isEmpty else { return [] }
+            let expiring = all.filter { $0.expiresAt != nil }.count
+            return [("db0", "keys=\(all.count),expires=\(expiring),avg_ttl=0,subexpiry=0")]
+        case "latentdb":
+            let all = catalog.all
+            var lines = [("collections", String(all.count)), ("vectors", String(all.reduce(0) { $0 + $1.count }))]
             lines += all.sorted { $0.name < $1.name }.map {
                 ("collection_\($0.name)", "size=\($0.count),dim=\($0.dimension),metric=\($0.metric.rawValue)")
             }
+            return lines
+        case "commandstats":
+            return executor.stats.snapshot().calls.sorted { $0.key < $1.key }.map { ("cmdstat_\($0.key)", "calls=\($0.value)") }
         default:
-            break
+            return []
         }
-        let title = section.prefix(1).uppercased() + section.dropFirst()
-        return "# \(title)\r\n" + lines.map { "\($0.0):\($0.1)\r\n" }.joined()
+    }
+
+    static let os: String = {
+        var u = utsname()
+        guard uname(&u) == 0 else { return "Linux" }
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { raw in String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        }
+        return "\(text(u.sysname)) \(text(u.release)) \(text(u.machine))"
+    }()
+
+    /// Redis' human-readable sizes: 1.50M, 812.00K, 2.00G.
+    static func human(_ bytes: Int) -> String {
+        let units: [(Double, String)] = [(1_099_511_627_776, "T"), (1_073_741_824, "G"), (1_048_576, "M"), (1024, "K")]
+        for (size, suffix) in units where Double(bytes) >= size {
+            return String(format: "%.2f", Double(bytes) / size) + suffix
+        }
+        return "\(bytes)B"
     }
 
     /// Resident set size from /proc (Linux); 0 where that is not available.

@@ -153,7 +153,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
         if batch.allSatisfy(CommandExecutor.answersOnEventLoop) {
             let outcomes = executor.execute(batch: batch, session: session)
             var bytes = context.channel.allocator.buffer(capacity: 16 * outcomes.count)
-            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes) }
+            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes, version: outcome.version) }
             queuedBytes -= batchBytes
             deliver(BatchResult(consumed: outcomes.count, after: outcomes.last?.after ?? .none, bytes: bytes), context: context,
                     inline: true)
@@ -168,7 +168,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
                                             replyBudgetBytes: Self.replyBudgetBytes)
             // Encoded here, on the worker: a large reply never holds up the event loop's other connections.
             var bytes = allocator.buffer(capacity: 256)
-            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes) }
+            for outcome in outcomes where outcome.after != .shutdown { outcome.reply.write(into: &bytes, version: outcome.version) }
             return BatchResult(consumed: outcomes.count, after: outcomes.last?.after ?? .none, bytes: bytes)
         }.whenComplete { result in
             let (handler, context) = loopBound.value
@@ -275,7 +275,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
         if let e = protocolError {
             protocolError = nil
             var bytes = context.channel.allocator.buffer(capacity: 64)
-            RESPValue.err(e.description).write(into: &bytes)
+            RESPValue.err(e.description).write(into: &bytes, version: session.protocolVersion)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
         }
         context.close(promise: nil)

@@ -136,7 +136,8 @@ public final class ResultCache: @unchecked Sendable {
         switch value {
         case .bulkString(let b): return b.readableBytes + 16
         case .simpleString(let s), .error(let s): return s.utf8.count + 8
-        case .array(let items): return items.reduce(16) { $0 + size(of: $1) }
+        case .array(let items), .map(let items), .set(let items), .group(let items): return items.reduce(16) { $0 + size(of: $1) }
+        case .verbatim(let s): return s.utf8.count + 16
         default: return 8
         }
     }

@@ -1,11 +1,12 @@
 import LatentEngine
 import LatentProtocol
 
-/// VINFO's reply: a collection's `CollectionInfo` as field/value pairs of bulk strings.
+/// VINFO's reply: Redis' fields first, with Redis' types (quant-type as a simple string, numbers as
+/// integers), then LatentDB's own as bulk strings. A map: RESP3 shows it as one, RESP2 as pairs.
 enum VInfoReply {
     static func fields(_ info: CollectionInfo) -> [(String, String)] {
         var out = [("name", info.name), ("metric", info.metric.rawValue), ("dim", String(info.dimension)),
-                   ("size", String(info.size)), ("index", info.requested.kind.rawValue)]
+                   ("index", info.requested.kind.rawValue)]
         switch info.state {
         case .none: out.append(("index-state", "none"))
         case .ready: out.append(("index-state", "ready"))
@@ -21,7 +22,19 @@ enum VInfoReply {
         return out
     }
 
-    static func reply(_ info: CollectionInfo) -> RESPValue {
-        .array(fields(info).flatMap { [RESPValue.bulk($0.0), .bulk($0.1)] })
+    static func reply(_ info: CollectionInfo, redis: Collection.RedisInfo, collection c: Collection) -> RESPValue {
+        var flat: [RESPValue] = [
+            .simpleString("quant-type"), .simpleString(c.encoding.rawValue),
+            .simpleString("hnsw-m"), .integer(redis.m),
+            .simpleString("vector-dim"), .integer(info.dimension),
+            .simpleString("projection-input-dim"), .integer(c.projection?.inputDimension ?? 0),
+            .simpleString("size"), .integer(info.size),
+            .simpleString("max-level"), .integer(redis.maxLevel),
+            .simpleString("attributes-count"), .integer(redis.attributesCount),
+            .simpleString("vset-uid"), .integer(Int(c.collectionId)),
+            .simpleString("hnsw-max-node-uid"), .integer(redis.maxNodeUID),
+        ]
+        for (k, v) in fields(info) { flat += [.bulk(k), .bulk(v)] }
+        return .map(flat)
     }
 }

@@ -323,6 +323,22 @@ public final class LatentStore: @unchecked Sendable {
         }
     }
 
+    /// Streams a collection's element ids in byte order from `from` (inclusive; nil: the first);
+    /// `body` returns false to stop.
+    public func scanIds(collection: UInt32, from: [UInt8]?, _ body: ([UInt8]) throws -> Bool) throws {
+        let prefix = StoreLayout.prefix(collection)
+        try db.scan(StoreLayout.keys, prefix: prefix, from: from.map { prefix + $0 }) { k, _ in
+            try body(Array(k[4...]))
+        }
+    }
+
+    /// How many elements of a collection have attributes (a scan of its attribute keys).
+    public func countAttributes(collection: UInt32) throws -> Int {
+        var n = 0
+        try db.scan(StoreLayout.attrs, prefix: StoreLayout.prefix(collection)) { _, _ in n += 1; return true }
+        return n
+    }
+
     public func attributes(collection: UInt32, slot: UInt32) throws -> [UInt8]? {
         try db.get(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
     }

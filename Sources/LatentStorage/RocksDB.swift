@@ -100,6 +100,15 @@ public struct RocksDBOptions: Sendable {
 /// `close()` must only be called once no other thread uses the handle.
 /// Guarding: `db`, `handles` and `cfOptions` are written only in init and `close()`; `readOnlyReason` only in init; `spaceCheckedAt` and `spaceFree` are guarded by `spaceLock` (which the caller
 /// runs after the last use, as above); the option handles are immutable.
+/// RocksDB's own memory, as its properties report it.
+public struct StorageMemory: Sendable, Equatable {
+    public var memtableBytes: UInt64 = 0
+    public var tableReaderBytes: UInt64 = 0
+    public var blockCacheBytes: UInt64 = 0
+    public var blockCachePinnedBytes: UInt64 = 0
+    public init() {}
+}
+
 public final class RocksDB: @unchecked Sendable {
     private var db: OpaquePointer?
     private var handles: [String: OpaquePointer] = [:]
@@ -272,6 +281,7 @@ public final class RocksDB: @unchecked Sendable {
 
     /// Reads one value; nil when the key is absent.
     public func get(_ cf: String, _ key: [UInt8]) throws -> [UInt8]? {
+        if let t = StoreTransaction.current(for: self), let written = t.lookup(cf, key) { return written }
         let db = try open()
         let h = try handle(cf)
         var len = 0
@@ -290,6 +300,8 @@ public final class RocksDB: @unchecked Sendable {
     /// Applies a batch atomically. `sync` makes RocksDB fsync the WAL before returning. A write the
     /// database refuses because it stopped taking writes is reported as `.writesStopped`.
     public func write(_ batch: WriteBatch, sync: Bool = false) throws {
+        // Inside a MULTI/EXEC the batch's operations were recorded by the transaction, which writes them at EXEC.
+        if batch.transaction != nil { return }
         let db = try open()
         if let readOnlyReason {
             throw StorageError(.readOnly, "the store at \(path) was opened read-only because the disk was full at startup "
@@ -340,6 +352,21 @@ public final class RocksDB: @unchecked Sendable {
         guard let err = latent_rocksdb_background_error(db) else { return nil }
         defer { rocksdb_free(err) }
         return String(cString: err)
+    }
+
+    /// Where RocksDB's memory goes now (INFO memory): memtables and table readers summed over the column
+    /// families, and the shared block cache's usage (capacity is the `--block-cache-mb` budget).
+    public var memoryUsage: StorageMemory {
+        guard let db else { return StorageMemory() }
+        var m = StorageMemory()
+        for (_, cf) in handles {
+            var v: UInt64 = 0
+            if rocksdb_property_int_cf(db, cf, "rocksdb.cur-size-all-mem-tables", &v) == 0 { m.memtableBytes += v }
+            if rocksdb_property_int_cf(db, cf, "rocksdb.estimate-table-readers-mem", &v) == 0 { m.tableReaderBytes += v }
+        }
+        m.blockCacheBytes = UInt64(rocksdb_cache_get_usage(blockCache))
+        m.blockCachePinnedBytes = UInt64(rocksdb_cache_get_pinned_usage(blockCache))
+        return m
     }
 
     /// The sequence number of the last write applied (recovered at open, advanced by writes).
@@ -403,7 +430,9 @@ public final class RocksDB: @unchecked Sendable {
     }
 
     /// Visits every key starting with `prefix`, in key order. Return false from `body` to stop.
-    public func scan(_ cf: String, prefix: [UInt8],
+    /// Iterates the keys of `cf` that start with `prefix`, in order, from `from` (a key with that prefix)
+    /// or from the first; `body` returns false to stop.
+    public func scan(_ cf: String, prefix: [UInt8], from: [UInt8]? = nil,
                      _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         let db = try open()
         let h = try handle(cf)
@@ -421,7 +450,8 @@ public final class RocksDB: @unchecked Sendable {
             throw StorageError(.rocksdb, "cannot create iterator on \(cf)")
         }
         defer { rocksdb_iter_destroy(it) }
-        prefix.withUnsafeBufferPointer { p in
+        let seekKey = from.flatMap { $0.starts(with: prefix) && $0.count > prefix.count ? $0 : nil } ?? prefix
+        seekKey.withUnsafeBufferPointer { p in
             p.baseAddress.map { base in
                 base.withMemoryRebound(to: CChar.self, capacity: p.count) { rocksdb_iter_seek(it, $0, p.count) }
             } ?? rocksdb_iter_seek_to_first(it)
@@ -459,9 +489,13 @@ public final class WriteBatch {
     /// The one-record batch `syncWAL` writes: exempt from the free-space guard (it adds no data).
     var isWALSyncMarker = false
 
+    /// The transaction open on the creating thread: operations are recorded there too.
+    let transaction: StoreTransaction?
+
     public init(for db: RocksDB) {
         raw = rocksdb_writebatch_create()
         self.db = db
+        transaction = StoreTransaction.current(for: db)
     }
 
     deinit { rocksdb_writebatch_destroy(raw) }
@@ -469,6 +503,15 @@ public final class WriteBatch {
     public var count: Int { Int(rocksdb_writebatch_count(raw)) }
 
     public func put(_ cf: String, _ key: [UInt8], _ value: UnsafeRawBufferPointer) throws {
+        transaction?.record(.put(cf: cf, key: key, value: Array(value)))
+        try rawPut(cf, key, value)
+    }
+
+    func rawPut(_ cf: String, _ key: [UInt8], _ value: [UInt8]) throws {
+        try value.withUnsafeBytes { try rawPut(cf, key, $0) }
+    }
+
+    private func rawPut(_ cf: String, _ key: [UInt8], _ value: UnsafeRawBufferPointer) throws {
         let h = try db.handle(cf)
         // RocksDB copies the bytes; an empty value still needs a valid pointer.
         let placeholder: [CChar] = [0]
@@ -486,6 +529,11 @@ public final class WriteBatch {
     }
 
     public func delete(_ cf: String, _ key: [UInt8]) throws {
+        transaction?.record(.delete(cf: cf, key: key))
+        try rawDelete(cf, key)
+    }
+
+    func rawDelete(_ cf: String, _ key: [UInt8]) throws {
         let h = try db.handle(cf)
         key.withUnsafeBytes { k in
             rocksdb_writebatch_delete_cf(raw, h, k.baseAddress!.assumingMemoryBound(to: CChar.self), k.count)
@@ -498,6 +546,12 @@ public final class WriteBatch {
         guard let upper = prefixUpperBound(prefix) else {
             throw StorageError(.rocksdb, "cannot delete an unbounded prefix")
         }
+        transaction?.record(.deleteRange(cf: cf, start: prefix, end: upper))
+        try rawDeleteRange(cf, prefix, upper)
+    }
+
+    func rawDeleteRange(_ cf: String, _ prefix: [UInt8], _ upper: [UInt8]) throws {
+        let h = try db.handle(cf)
         prefix.withUnsafeBytes { s in
             upper.withUnsafeBytes { e in
                 rocksdb_writebatch_delete_range_cf(raw, h, s.baseAddress!.assumingMemoryBound(to: CChar.self), s.count,

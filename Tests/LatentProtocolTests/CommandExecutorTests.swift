@@ -25,9 +25,11 @@ final class CommandExecutorTests: XCTestCase {
         return CommandExecutor(catalog: catalog, configuration: config)
     }
 
+    /// The reply as a RESP2 client sees it (maps flat, booleans 1/0, doubles as text): the shapes these
+    /// tests check. RESP3's own shapes are checked in RESP3ReplyTests.
     private func run(_ e: CommandExecutor, _ session: Session, _ line: String) -> RESPValue {
         let words = line.split(separator: " ").map { ByteBuffer(string: String($0)) }
-        return e.execute(batch: [words], session: session)[0].reply
+        return e.execute(batch: [words], session: session)[0].reply.asSeenByRESP2
     }
 
     private func strings(_ v: RESPValue) -> [String] {
@@ -61,8 +63,8 @@ final class CommandExecutorTests: XCTestCase {
         XCTAssertEqual(run(e, s, "VSIM nothing VALUES 2 1 1"), .array([]))
         XCTAssertEqual(run(e, s, "VEMB nothing x"), .null)
         XCTAssertEqual(run(e, s, "VGETATTR nothing x"), .null)
-        XCTAssertEqual(run(e, s, "VINFO nothing"), .null)
-        XCTAssertEqual(run(e, s, "VDIM nothing"), .err("no such collection 'nothing'"))
+        XCTAssertEqual(run(e, s, "VINFO nothing"), .nullArray)
+        XCTAssertEqual(run(e, s, "VDIM nothing"), .err("key does not exist"))
         XCTAssertEqual(run(e, s, "VADD k VALUES 2 1 1 a"), .integer(1))
         XCTAssertEqual(run(e, s, "VSIM k ELE zzz"), .err("element 'zzz' not found in set"))
         XCTAssertEqual(run(e, s, "VSIM k ELE a FROM nope"), .err("no such collection 'nope'"))
@@ -86,14 +88,14 @@ final class CommandExecutorTests: XCTestCase {
     func testAttributes() {
         let e = executor(), s = Session(id: 1, authenticated: true)
         let words = ["VADD", "k", "VALUES", "1", "1", "a", "SETATTR", "{\"title\":\"Toy Story\"}"].map { ByteBuffer(string: $0) }
-        XCTAssertEqual(e.execute(batch: [words], session: s)[0].reply, .integer(1))
+        XCTAssertEqual(e.execute(batch: [words], session: s)[0].reply, .boolean(true))
         XCTAssertEqual(run(e, s, "VGETATTR k a"), .bulk("{\"title\":\"Toy Story\"}"))
         XCTAssertEqual(strings(run(e, s, "VSIM k ELE a WITHATTRIBS")), ["a", "{\"title\":\"Toy Story\"}"])
         XCTAssertEqual(run(e, s, "VSETATTR k a [1,2]"), .err("invalid JSON attributes: must be a JSON object such as {\"year\":1995}"))
         XCTAssertEqual(run(e, s, "VSETATTR k a {bad"), .err("invalid JSON attributes: not valid JSON; send an object such as {\"year\":1995}"))
         XCTAssertEqual(run(e, s, "VSETATTR k zz {}"), .integer(0))
         let clear = ["VSETATTR", "k", "a", ""].map { ByteBuffer(string: $0) }
-        XCTAssertEqual(e.execute(batch: [clear], session: s)[0].reply, .integer(1))
+        XCTAssertEqual(e.execute(batch: [clear], session: s)[0].reply, .boolean(true))
         XCTAssertEqual(run(e, s, "VGETATTR k a"), .null)
     }
 
@@ -137,7 +139,12 @@ final class CommandExecutorTests: XCTestCase {
         XCTAssertEqual(run(e, s, "CLIENT SETINFO LIB-NAME x"), .ok)
         XCTAssertEqual(run(e, s, "SELECT 0"), .ok)
         XCTAssertTrue(run(e, s, "SELECT 1").isError)
-        XCTAssertEqual(run(e, s, "HELLO 3"), .error("NOPROTO unsupported protocol version: latentd speaks RESP2 only"))
+        XCTAssertEqual(run(e, s, "HELLO 4"), .error("NOPROTO unsupported protocol version"))
+        XCTAssertEqual(s.protocolVersion, .resp2)
+        XCTAssertEqual(strings(run(e, s, "HELLO 3")).prefix(6), ["server", "redis", "version", "8.4.0", "proto", "integer(3)"])
+        XCTAssertEqual(s.protocolVersion, .resp3)
+        XCTAssertEqual(strings(run(e, s, "HELLO 2")).prefix(6), ["server", "redis", "version", "8.4.0", "proto", "integer(2)"])
+        XCTAssertEqual(s.protocolVersion, .resp2)
         XCTAssertEqual(run(e, s, "PING"), .simpleString("PONG"))
         XCTAssertEqual(run(e, s, "PING hi"), .bulk("hi"))
     }
@@ -147,10 +154,12 @@ final class CommandExecutorTests: XCTestCase {
         _ = run(e, s, "VADD k VALUES 1 1 a")
         _ = run(e, s, "VADD k VALUES 1 2 b")
         _ = run(e, s, "VCARD k")
-        guard case .bulkString(let b) = run(e, s, "INFO") else { return XCTFail("INFO is not a bulk string") }
+        guard case .bulkString(let b) = run(e, s, "INFO everything") else { return XCTFail("INFO is not a bulk string") }
         let text = String(buffer: b)
-        for expected in ["# Server", "# Clients", "# Stats", "# Memory", "# Keyspace", "cmdstat_vadd:calls=2",
-                         "cmdstat_vcard:calls=1", "collections:1", "vectors:2"] {
+        for expected in ["# Server", "# Clients", "# Stats", "# Memory", "# Keyspace", "# Replication", "# CPU", "# Cluster",
+                         "# LatentDB", "cmdstat_vadd:calls=2", "cmdstat_vcard:calls=1", "collections:1", "vectors:2",
+                         "redis_version:8.4.0", "arch_bits:64", "cluster_enabled:0", "role:master", "db0:keys=1,expires=0",
+                         "used_memory:", "used_memory_human:"] {
             XCTAssertTrue(text.contains(expected), "INFO lacks \(expected):\n\(text)")
         }
         guard case .bulkString(let only) = run(e, s, "INFO keyspace") else { return XCTFail() }
@@ -163,5 +172,22 @@ final class CommandExecutorTests: XCTestCase {
         let outcomes = e.execute(batch: batch, session: s)
         XCTAssertEqual(outcomes.map(\.after), [.none, .close])
         XCTAssertEqual(e.execute(batch: [[ByteBuffer(string: "SHUTDOWN")]], session: s)[0].after, .shutdown)
+    }
+}
+
+extension RESPValue {
+    /// What a RESP2 client reads for this reply (RESPValue.write's RESP2 rules, as values).
+    var asSeenByRESP2: RESPValue {
+        switch self {
+        case .boolean(let b): return .integer(b ? 1 : 0)
+        case .double(let d): return .bulk(RESPValue.format(d))
+        case .verbatim(let t): return .bulk(t)
+        case .array(let items), .set(let items), .map(let items), .group(let items):
+            return .array(items.flatMap { item -> [RESPValue] in
+                if case .group(let inner) = item { return inner.map(\.asSeenByRESP2) }
+                return [item.asSeenByRESP2]
+            })
+        default: return self
+        }
     }
 }

@@ -24,14 +24,14 @@ final class CommandParserTests: XCTestCase {
 
     func testVAddWithValuesAndAttributes() throws {
         XCTAssertEqual(try parse(["vadd", "items", "VALUES", "3", "1", "-2.5", "1e-3", "m1", "SETATTR", "{\"a\":1}"]),
-                       .vadd(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: Array("{\"a\":1}".utf8)))
+                       .vadd(VAddRequest(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: Array("{\"a\":1}".utf8))))
     }
 
     func testVAddWithFP32Blob() throws {
         var blob = ByteBuffer()
         for x: Float in [0.5, -1, 3] { blob.writeInteger(x.bitPattern, endianness: .little) }
         let cmd = try CommandParser.parse([ByteBuffer(string: "VADD"), ByteBuffer(string: "k"), ByteBuffer(string: "FP32"), blob, ByteBuffer(string: "e")])
-        XCTAssertEqual(cmd, .vadd(key: "k", vector: [0.5, -1, 3], element: "e", attributes: nil))
+        XCTAssertEqual(cmd, .vadd(VAddRequest(key: "k", vector: [0.5, -1, 3], element: "e")))
     }
 
     func testVAddBadInputs() {
@@ -41,9 +41,11 @@ final class CommandParserTests: XCTestCase {
         assertSyntaxError(["VADD", "k", "VALUES", "3", "1", "2", "e"], containing: "component 2 'e' is not a number")
         assertSyntaxError(["VADD", "k", "VALUES", "2", "1", "abc", "e"], containing: "component 1 'abc' is not a number")
         assertSyntaxError(["VADD", "k", "FP32", "abc", "e"], containing: "not a whole number of float32")
-        assertSyntaxError(["VADD", "k", "REDUCE", "2", "VALUES", "1", "1", "e"], containing: "REDUCE is not supported")
-        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "Q8"], containing: "quantization is not supported")
-        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "BOGUS"], containing: "unknown VADD option")
+        assertSyntaxError(["VADD", "k", "REDUCE", "2", "VALUES", "1", "1", "e"], containing: "REDUCE 2 is larger than the vector's 1")
+        assertSyntaxError(["VADD", "k", "REDUCE", "0", "VALUES", "1", "1", "e"], containing: "invalid vector specification")
+        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "M", "3"], containing: "invalid M")
+        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "EF", "0"], containing: "invalid EF")
+        assertSyntaxError(["VADD", "k", "VALUES", "1", "1", "e", "BOGUS"], containing: "invalid option after element")
         assertSyntaxError(["VADD", "k", "VALUES", "0", "e"], containing: "out of range")
     }
 

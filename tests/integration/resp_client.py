@@ -62,6 +62,24 @@ class Client:
         if t == b"*":
             n = int(rest)
             return None if n < 0 else [self.read_reply() for _ in range(n)]
+        # RESP3 (after HELLO 3): null, boolean, double, map (as a list of pairs, keys may repeat
+        # nowhere but stay ordered), set, verbatim text.
+        if t == b"_":
+            return None
+        if t == b"#":
+            return rest == b"t"
+        if t == b",":
+            return float(rest)
+        if t == b"%":
+            return [(self.read_reply(), self.read_reply()) for _ in range(int(rest))]
+        if t == b"~":
+            return [self.read_reply() for _ in range(int(rest))]
+        if t == b"=":
+            n = int(rest)
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data[4:]
         raise ValueError(f"bad reply line {line!r}")
 
     def call(self, *args):
@@ -71,3 +89,13 @@ class Client:
     def pipeline(self, commands):
         self.sock.sendall(b"".join(encode(*c) for c in commands))
         return [self.read_reply() for _ in commands]
+
+
+def text(value):
+    """A reply item as text: bulk strings decoded, simple strings and integers as they read."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def pairs(reply):
+    """A flat key, value, ... reply (VINFO, CONFIG GET, HELLO in RESP2) as a dict of text."""
+    return {text(reply[i]): text(reply[i + 1]) for i in range(0, len(reply), 2)}

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import Server
-from resp_client import Client
+from resp_client import Client, pairs
 
 N = 300
 CFS = ["meta", "vectors", "keys", "attrs", "index", "seen"]
@@ -33,7 +33,7 @@ def base_store():
     c.call("VSETSEEN", "h", "e1", "e2", "e3")
     for _ in range(200):
         info = c.call("VINFO", "h")
-        kv = {info[k].decode(): info[k + 1].decode() for k in range(0, len(info), 2)}
+        kv = pairs(info)
         if kv["index-state"] == "ready" and kv["pending"] == "0":
             break
         time.sleep(0.05)

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import LATENTCTL, Server
-from resp_client import Client
+from resp_client import Client, pairs
 
 
 def vinfo(c, key):
-    items = c.call("VINFO", key)
-    return {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
+    return pairs(c.call("VINFO", key))
 
 
 def wait_ready(c, key, timeout=120):

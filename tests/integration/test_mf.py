@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from conftest import LATENTCTL, ROOT, Server
-from resp_client import Client
+from resp_client import Client, pairs
 
 RATINGS = os.path.join(ROOT, "docs", "examples", "ml-latest-small", "ratings.csv")
 
@@ -134,7 +134,7 @@ def test_exclude_seen_attributes_and_item_similarity(tmp_path, data_dir):
         assert json.loads(c.call("VGETATTR", "items", "1"))["title"] == "Toy Story (1995)"
         like = c.call("VSIM", "items-like", "ELE", "1", "COUNT", "5")
         assert like[0] == b"1" and len(like) == 5
-        assert dict(zip(*[iter(c.call("VINFO", "items-like"))] * 2))[b"metric"] == b"COSINE"
+        assert pairs(c.call("VINFO", "items-like"))["metric"] == "COSINE"
         assert str(c.call("VSIM", "items", "VALUES", "11", *(["1"] * 11), "EXCLUDE-SEEN")).startswith("ERR EXCLUDE-SEEN needs ELE")
     finally:
         s.kill()

@@ -1,0 +1,196 @@
+import Foundation
+import LatentEngine
+import LatentIndex
+import LatentProtocol
+import LatentVectors
+import NIOCore
+
+/// The vector commands: Redis 8.4's vector sets (reply types as Redis gives them: booleans for
+/// VADD/VREM/VISMEMBER/VSETATTR, doubles for scores and components, maps where RESP3 has them) and
+/// LatentDB's own (VCREATE, VLIST, VDROP, VRENAME, VREBUILD, VSETSEEN).
+extension CommandExecutor {
+    func runVectorCommand(_ command: Command) throws -> RESPValue {
+        switch command {
+        case .vcreate(let key, let dimension, let metric, let index):
+            try catalog.create(name: key, dimension: dimension, metric: metric, index: index)
+            return .ok
+        case .vadd(let request):
+            do {
+                return try add(request)
+            } catch EngineError.collectionDropped {
+                // The set was removed with its last element between lookup and write: create it afresh.
+                return try add(request)
+            }
+        case .vsim(let request):
+            return try similar(request)
+        case .vrem(let key, let element):
+            guard let c = catalog.collection(key) else { return .boolean(false) }
+            let removed = try c.remove(id: element)
+            if removed && c.implicit && c.count == 0 { try catalog.dropIfEmptyImplicit(key) }
+            return .boolean(removed)
+        case .vismember(let key, let element):
+            return .boolean(catalog.collection(key)?.contains(element) == true)
+        case .vemb(let key, let element, let raw):
+            guard let c = catalog.collection(key), let v = c.vector(of: element) else { return .null }
+            guard raw else { return .array(c.encoding.decoded(v).map { .double(float: $0) }) }
+            let r = c.encoding.raw(v)
+            var out: [RESPValue] = [.simpleString(c.encoding.rawValue), .bulk(bytes: r.bytes), .double(r.l2)]
+            if let range = r.range { out.append(.double(range)) }
+            return .array(out)
+        case .vcard(let key):
+            return .integer(catalog.collection(key)?.count ?? 0)
+        case .vdim(let key):
+            guard let c = catalog.collection(key) else { return .err("key does not exist") }
+            return .integer(c.dimension)
+        case .vsetattr(let key, let element, let json):
+            guard let c = catalog.collection(key) else { return .boolean(false) }
+            return .boolean(try c.setAttributes(id: element, json: json))
+        case .vgetattr(let key, let element):
+            guard let c = catalog.collection(key), c.contains(element) else { return .null }
+            // A storage error (a damaged attrs file) is reported, never turned into a silent null.
+            do {
+                return try c.attributes(of: element).map { RESPValue.bulk(bytes: $0) } ?? .null
+            } catch EngineError.elementNotFound {
+                return .null // deleted between the check and the read
+            }
+        case .vinfo(let key):
+            guard let c = catalog.collection(key) else { return .nullArray }
+            c.settleIndex()
+            return VInfoReply.reply(c.info(), redis: try c.redisInfo(), collection: c)
+        case .vlinks(let key, let element, let withScores):
+            guard let c = catalog.collection(key) else { return .null }
+            c.settleIndex()
+            guard let layers = c.links(of: element) else { return .null }
+            return .array(layers.map { layer in
+                withScores
+                    ? .map(layer.flatMap { [RESPValue.bulk(bytes: $0.id.bytes), .double(float: Float($0.score))] })
+                    : .array(layer.map { .bulk(bytes: $0.id.bytes) })
+            })
+        case .vrandmember(let key, let count):
+            guard let count else {
+                return catalog.collection(key)?.randomMembers(1, allowRepeats: false).first.map { .bulk(bytes: $0.bytes) } ?? .null
+            }
+            guard let c = catalog.collection(key), count != 0 else { return .array([]) }
+            let (magnitude, overflow) = (0 as Int).subtractingReportingOverflow(count)
+            let n = count < 0 ? (overflow ? Int.max : magnitude) : count
+            // Repeats are allowed only for a negative count; its size is bounded like Redis' reply buffers.
+            guard count > 0 || n <= 10_000_000 else { return .err("value is out of range") }
+            return .array(c.randomMembers(n, allowRepeats: count < 0).map { .bulk(bytes: $0.bytes) })
+        case .vrange(let key, let start, let end, let count):
+            guard let c = catalog.collection(key) else { return .array([]) }
+            func bound(_ b: RangeBound) -> ([UInt8]?, Bool) {
+                switch b {
+                case .unbounded: return (nil, true)
+                case .inclusive(let v): return (v, true)
+                case .exclusive(let v): return (v, false)
+                }
+            }
+            let (s, si) = bound(start), (e, ei) = bound(end)
+            return .array(try c.range(from: s, startInclusive: si, to: e, endInclusive: ei, limit: count).map { .bulk(bytes: $0.bytes) })
+        case .vlist:
+            return .array(catalog.names.map { .bulk($0) })
+        case .vdrop(let key):
+            return .integer(try catalog.drop(key) ? 1 : 0)
+        case .vsetseen(let key, let element, let items):
+            guard let c = catalog.collection(key) else { return .integer(0) }
+            return .integer(try c.setSeen(id: element, items: items) ? 1 : 0)
+        case .vrename(let key, let newKey):
+            try catalog.rename(key, to: newKey)
+            return .ok
+        case .vrebuild(let key, let kind, let m, let efConstruction, let nlist):
+            try catalog.rebuild(key) { $0.rebuilt(kind: kind, m: m, efConstruction: efConstruction, nlist: nlist) }
+            return .ok
+        default:
+            return .err("internal: \(command.name) is not a vector command")
+        }
+    }
+
+    /// VADD: creates the set on a missing key as Redis does (COSINE, HNSW, Q8 unless NOQUANT/BIN, REDUCE's
+    /// projection); on an existing one, a quantization, M or REDUCE that contradicts it is an error.
+    private func add(_ r: VAddRequest) throws -> RESPValue {
+        let encoding: VectorEncoding? = r.quantization.map {
+            switch $0 {
+            case .noquant: return .fp32
+            case .q8: return .q8
+            case .bin: return .bin
+            }
+        }
+        let creation = CollectionCatalog.ImplicitCreation(
+            dimension: r.reduce ?? r.vector.count, encoding: encoding ?? .q8, m: r.m,
+            projection: r.reduce.map { _ in Projection(inputDimension: r.vector.count, seed: UInt64.random(in: 1...UInt64.max)) })
+        let (c, created) = try catalog.collectionCreatingIfMissing(r.key, creation)
+        if !created {
+            if let encoding, encoding != c.encoding { return .err("asked quantization mismatch with existing vector set") }
+            let spec = c.definition.index
+            if let m = r.m, spec.kind == .hnsw, IndexSpec.hnswParameters(m: spec.m, efConstruction: nil).m != m {
+                return .err("asked M value mismatch with existing vector set")
+            }
+            if let reduce = r.reduce {
+                guard c.projection != nil else { return .err("cannot add projection to existing set without projection") }
+                guard reduce == c.dimension else { return .err("projection dimension mismatch with existing set") }
+            }
+        }
+        let vector = try c.projectedInput(r.vector)
+        // SETATTR "" on an update removes the attributes, as in Redis.
+        let removeAttributes = r.attributes?.isEmpty == true
+        let added = try c.upsert(id: r.element, vector: vector, attributes: removeAttributes ? nil : r.attributes)
+        if removeAttributes && !added { _ = try c.setAttributes(id: r.element, json: []) }
+        return .boolean(added)
+    }
+
+    /// VSIM through the result cache: the collections' versions are read before searching, so an answer
+    /// computed across a write is stored under the older version and never served.
+    func cachedSimilar(_ request: VSimRequest, args: [ByteBuffer]) throws -> RESPValue {
+        var names = [request.key]
+        if case .element(_, let from?) = request.input { names.append(from) }
+        let collections = names.compactMap { catalog.collection($0) }
+        guard collections.count == names.count else { return try similar(request) }
+        let dependencies = collections.map { ResultCache.Dependency(collection: $0.collectionId, version: $0.writeVersion) }
+        let key = ResultCache.key(args.map { Array($0.readableBytesView) })
+        if let hit = cache.lookup(key, current: dependencies) { return hit }
+        let reply = try similar(request)
+        cache.store(key, reply: reply, dependencies: dependencies)
+        return reply
+    }
+
+    func similar(_ request: VSimRequest) throws -> RESPValue {
+        guard let c = catalog.collection(request.key) else {
+            if case .element(_, let from?) = request.input { _ = try catalog.require(from) }
+            return .array([])
+        }
+        if request.epsilon != nil && c.metric != .cosine {
+            throw CommandError.syntax("EPSILON needs a COSINE collection: it bounds Redis' similarity 1 - cosine_distance/2")
+        }
+        let query: [Float]
+        var excluding = Set<ElementID>()
+        switch request.input {
+        case .vector(let v):
+            query = try c.projectedInput(v)
+            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection") }
+        case .element(let element, let from):
+            let source = try from.map { try catalog.require($0) } ?? c
+            guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
+            query = v
+            if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
+        }
+        let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
+        var hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding)
+        if let epsilon = request.epsilon { hits = hits.filter { 1 - $0.score <= epsilon } }
+        // As Redis: a plain array of elements, or (with scores or attributes) a map element -> score,
+        // element -> attributes, or element -> [score, attributes]; RESP2 writes the map flat.
+        guard request.withScores || request.withAttributes else { return .array(hits.map { .bulk(bytes: $0.id.bytes) }) }
+        var out: [RESPValue] = []
+        out.reserveCapacity(hits.count * 2)
+        for hit in hits {
+            out.append(.bulk(bytes: hit.id.bytes))
+            let score = RESPValue.double(float: Float(hit.score))
+            let attributes = hit.attributes.map { RESPValue.bulk(bytes: $0) } ?? .null
+            switch (request.withScores, request.withAttributes) {
+            case (true, true): out.append(.group([score, attributes]))
+            case (true, false): out.append(score)
+            default: out.append(attributes)
+            }
+        }
+        return .map(out)
+    }
+}
