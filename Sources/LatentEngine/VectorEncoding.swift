@@ -3,21 +3,20 @@ import LatentVectors
 
 /// A collection's vector encoding, as Redis' vector sets name them (`VADD ... NOQUANT|Q8|BIN`,
 /// VINFO `quant-type`). LatentDB keeps every vector in float32 (in RocksDB and in memory) in every
-/// mode and searches with it, so the encoding decides what VEMB shows and VEMB RAW returns: the
-/// decoded approximation, as Redis returns it. The in-memory Q8/BIN encodings that save memory are
-/// issue #11's work; the choice is stored already, so collections created now keep it.
+/// mode and searches with it. VEMB RAW returns the encoded form as Redis does; plain VEMB returns the
+/// stored float32 vector for FP32 and Q8 (LatentDB keeps it, so there is no reason to hand back a
+/// degraded copy: Redis' own Q8 answer is within 1/127 of the range of it) and the signs for BIN, whose
+/// vectors are binary embeddings by the user's choice (Redis returns +-1 too). The in-memory Q8/BIN
+/// encodings that save memory are issue #11's work; the choice is stored already.
 public enum VectorEncoding: String, Codable, Sendable, CaseIterable {
     case fp32 = "f32"
     case q8 = "int8"
     case bin = "bin"
 
-    /// The float32 vector as this encoding represents it (what VEMB returns).
-    public func decoded(_ v: [Float]) -> [Float] {
+    /// What VEMB returns for a stored vector.
+    public func shown(_ v: [Float]) -> [Float] {
         switch self {
-        case .fp32: return v
-        case .q8:
-            let q = Q8.encode(v)
-            return q.values.map { Float($0) * q.scale }
+        case .fp32, .q8: return v
         case .bin: return v.map { $0 > 0 ? 1 : -1 }
         }
     }

@@ -32,7 +32,7 @@ extension CommandExecutor {
             return .boolean(catalog.collection(key)?.contains(element) == true)
         case .vemb(let key, let element, let raw):
             guard let c = catalog.collection(key), let v = c.vector(of: element) else { return .null }
-            guard raw else { return .array(c.encoding.decoded(v).map { .double(float: $0) }) }
+            guard raw else { return .array(c.encoding.shown(v).map { .double(float: $0) }) }
             let r = c.encoding.raw(v)
             var out: [RESPValue] = [.simpleString(c.encoding.rawValue), .bulk(bytes: r.bytes), .double(r.l2)]
             if let range = r.range { out.append(.double(range)) }

@@ -161,7 +161,7 @@ def test_max_clients(data_dir):
 
 def test_redis_cli_and_info(server):
     assert server.cli("VADD", "c", "VALUES", "2", "1", "1", "x") == "1"
-    info = server.cli("INFO")
+    info = server.cli("INFO", "everything")
     for key in ["# Server", "redis_version:", "# Clients", "connected_clients:", "# Stats", "cmdstat_vadd:calls=1",
                 "# Memory", "used_memory_vectors:", "# Keyspace", "collections:1"]:
         assert key in info
