@@ -132,13 +132,17 @@ public final class ResultCache: @unchecked Sendable {
         free.append(i)
     }
 
+    /// Bytes a cached reply costs the process, as the allocator hands them out: each bulk string is a
+    /// heap ByteBuffer (a storage object of ~64 bytes plus capacity rounded up to a power of two, the way
+    /// NIO's allocator sizes it), each aggregate an array of 32-byte slots. Counting only the payload (as
+    /// before) let a 64 MiB cache hold ~290 MiB of RSS (docs/benchmarks.md, stress with and without cache).
     static func size(of value: RESPValue) -> Int {
         switch value {
-        case .bulkString(let b): return b.readableBytes + 16
-        case .simpleString(let s), .error(let s): return s.utf8.count + 8
-        case .array(let items), .map(let items), .set(let items), .group(let items): return items.reduce(16) { $0 + size(of: $1) }
-        case .verbatim(let s): return s.utf8.count + 16
-        default: return 8
+        case .bulkString(let b): return 80 + max(b.readableBytes, 1).nextPowerOfTwo
+        case .simpleString(let s), .error(let s), .verbatim(let s): return 48 + s.utf8.count
+        case .array(let items), .map(let items), .set(let items), .group(let items):
+            return items.reduce(48 + 32 * items.count) { $0 + size(of: $1) }
+        default: return 0 // inline in its slot
         }
     }
 
@@ -152,4 +156,9 @@ public final class ResultCache: @unchecked Sendable {
         }
         return out
     }
+}
+
+private extension Int {
+    /// The smallest power of two >= self (self >= 1; reply sizes are far below 2^62).
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }
