@@ -430,8 +430,10 @@ public final class Collection: @unchecked Sendable {
     public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
                        withAttributes: Bool = false, excluding: Set<ElementID> = []) throws -> [SearchHit] {
         try Validation.count(params.k)
-        // Excluded elements are removed after the search, so ask for that many more.
+        // Excluded elements are removed after the search, so ask for that many more. COUNT is bounded by
+        // the collection's size (Redis allows any COUNT): a huge one allocates no more than all hits.
         var params = params
+        params.k = min(params.k, max(1, count))
         let wanted = params.k
         if !excluding.isEmpty {
             params.k += excluding.count

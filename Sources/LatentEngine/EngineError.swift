@@ -22,7 +22,6 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case writesRefused(String)
 
     public static let maxDimension = 4096
-    public static let maxCount = 10_000
     public static let maxElementIdBytes = 512
     public static let maxAttributeBytes = 64 * 1024
 
@@ -55,7 +54,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .elementNotFound(let e):
             return "element '\(e.description.prefix(140))' not found in set"
         case .invalidCount(let k):
-            return "COUNT \(k) is out of range: must be between 1 and \(EngineError.maxCount)"
+            return "invalid COUNT \(k): must be 1 or more"
         case .collectionDropped(let n):
             return "collection '\(n)' was dropped while the request ran"
         case .storage(let m):

@@ -81,7 +81,8 @@ final class CatalogTests: XCTestCase {
             try c.upsert(id: ElementID(String(repeating: "i", count: 513)), vector: [1, 1, 1])
         }
         assertEngineError(.invalidCount(0)) { _ = try c.search([1, 1, 1], SearchParameters(k: 0)) }
-        assertEngineError(.invalidCount(10_001)) { _ = try c.search([1, 1, 1], SearchParameters(k: 10_001)) }
+        assertEngineError(.invalidCount(-1)) { _ = try c.search([1, 1, 1], SearchParameters(k: -1)) }
+        XCTAssertLessThanOrEqual(try c.search([1, 1, 1], SearchParameters(k: Int.max)).count, c.count) // any COUNT, bounded by the size
         assertEngineError(.invalidCollectionName("bad name")) { try catalog.create(name: "bad name", dimension: 3, metric: .ip) }
         assertEngineError(.invalidCollectionName("")) { try catalog.create(name: "", dimension: 3, metric: .ip) }
         assertEngineError(.invalidDimension(0)) { try catalog.create(name: "z", dimension: 0, metric: .ip) }

@@ -68,8 +68,10 @@ final class CommandExecutorTests: XCTestCase {
         XCTAssertEqual(run(e, s, "VADD k VALUES 2 1 1 a"), .integer(1))
         XCTAssertEqual(run(e, s, "VSIM k ELE zzz"), .err("element 'zzz' not found in set"))
         XCTAssertEqual(run(e, s, "VSIM k ELE a FROM nope"), .err("no such collection 'nope'"))
-        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 0"), .err("COUNT 0 is out of range: must be between 1 and 10000"))
-        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 10001"), .err("COUNT 10001 is out of range: must be between 1 and 10000"))
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 0"), .err("invalid COUNT 0: must be 1 or more"))
+        // Any positive COUNT, as Redis: bounded by the collection's size, not refused.
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 10001"), .array([.bulk("a")]))
+        XCTAssertEqual(run(e, s, "VSIM k VALUES 2 1 1 COUNT 9223372036854775807"), .array([.bulk("a")]))
         XCTAssertEqual(run(e, s, "VSIM k VALUES 3 1 1 1"), .err("vector dimension mismatch: collection 'k' has dimension 2, got 3"))
     }
 
