@@ -111,6 +111,7 @@ public final class CollectionCatalog: @unchecked Sendable {
             return !closed
         }
         guard first else { return }
+        reaper?.setEventHandler(handler: nil)
         reaper?.cancel()
         let open = all
         for c in open { c.markDropped() } // stops builds and drains; nothing writes after this
@@ -188,7 +189,9 @@ public final class CollectionCatalog: @unchecked Sendable {
     private func startReaper() {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "latentdb.expiry", qos: .utility))
         timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250), leeway: .milliseconds(50))
-        timer.setEventHandler { [weak self] in self?.reapExpired() }
+        // A strong capture, released by close() (cancel + clearing the handler): a weak one leaves a weak
+        // side table that LeakSanitizer reports at the fuzzer's exit (as StorageMonitor's did).
+        timer.setEventHandler { self.reapExpired() }
         timer.resume()
         reaper = timer
     }

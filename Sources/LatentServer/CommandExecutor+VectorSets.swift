@@ -73,8 +73,11 @@ extension CommandExecutor {
             guard let c = catalog.collection(key), count != 0 else { return .array([]) }
             let (magnitude, overflow) = (0 as Int).subtractingReportingOverflow(count)
             let n = count < 0 ? (overflow ? Int.max : magnitude) : count
-            // Repeats are allowed only for a negative count; its size is bounded like Redis' reply buffers.
-            guard count > 0 || n <= 10_000_000 else { return .err("value is out of range") }
+            // Repeats (a negative count) are not bounded by the set's size; the reply is built in memory
+            // before it is sent, so their number is capped (Redis streams it and has no cap).
+            guard count > 0 || n <= 100_000 else {
+                return .err("value is out of range: VRANDMEMBER with a negative count returns at most 100000 elements")
+            }
             return .array(c.randomMembers(n, allowRepeats: count < 0).map { .bulk(bytes: $0.bytes) })
         case .vrange(let key, let start, let end, let count):
             guard let c = catalog.collection(key) else { return .array([]) }

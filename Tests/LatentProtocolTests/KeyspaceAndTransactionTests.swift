@@ -211,6 +211,8 @@ final class KeyspaceAndTransactionTests: XCTestCase {
         XCTAssertEqual(Set(strings(run(e, s, "VRANDMEMBER g 5"))).count, 5)
         XCTAssertEqual(strings(run(e, s, "VRANDMEMBER g -50")).count, 50)
         XCTAssertEqual(run(e, s, "VRANDMEMBER nope"), .null)
+        XCTAssertTrue(run(e, s, "VRANDMEMBER g -100001").isError)
+        XCTAssertTrue(run(e, s, "VRANDMEMBER g -9223372036854775808").isError)
         XCTAssertEqual(run(e, s, "VRANDMEMBER g x"), .err("COUNT value is not an integer"))
         XCTAssertEqual(strings(run(e, s, "VRANGE g [e1 (e12")), ["e1", "e10", "e11"])
         XCTAssertEqual(strings(run(e, s, "VRANGE g (e28 +")), ["e29", "e3", "e4", "e5", "e6", "e7", "e8", "e9"])
