@@ -406,9 +406,6 @@ public final class Collection: @unchecked Sendable {
 
     public var count: Int { state.withReadLock { slotOf.count } }
 
-    /// The element count, for a caller holding the writer mutex (it cannot change meanwhile).
-    var countUnderWriter: Int { state.withReadLock { slotOf.count } }
-
     public func contains(_ id: ElementID) -> Bool { state.withReadLock { slotOf[id] != nil } }
 
     public func vector(of id: ElementID) -> [Float]? {

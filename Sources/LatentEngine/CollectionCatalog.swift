@@ -390,7 +390,7 @@ public final class CollectionCatalog: @unchecked Sendable {
         defer { lock.unlock() }
         guard let c = collections[name], c.implicit else { return false }
         var dropped = false
-        try c.drop(when: { c.countUnderWriter == 0 }) {
+        try c.drop(when: { c.count == 0 }) {  // under the writer mutex: the count cannot change meanwhile
             let batch = WriteBatch(for: store.db)
             try storageCall {
                 try store.deleteCollection(name: name, id: c.definition.id, in: batch)

@@ -172,8 +172,8 @@ public final class CommandExecutor: @unchecked Sendable {
             }
         }
         if let outcome = runTransactionCommand(command, session: session) { return (outcome, command) }
-        if case .ping = command { return (runParsed(command, args: args, session: session), command) }
-        if case .echo = command { return (runParsed(command, args: args, session: session), command) }
+        // PING and ECHO take no lock: they run on the event loop, which must never wait for an EXEC.
+        if Self.answersOnEventLoop(args) { return (runParsed(command, args: args, session: session), command) }
         return (gate.withReadLock { runParsed(command, args: args, session: session) }, command)
     }
 
