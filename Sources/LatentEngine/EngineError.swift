@@ -10,7 +10,6 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case nonFiniteComponent(index: Int)
     case zeroVectorUnderCosine
     case normOutOfRange(norm: Double, tooLarge: Bool)
-    case invalidAttributes(String)
     case attributesTooLarge(bytes: Int)
     case unknownCollection(String)
     case collectionExists(String)
@@ -43,10 +42,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
             return "vector norm \(norm) is too large: float32 distances would overflow; scale vectors to a norm of at most \(Float(Validation.maxNorm))"
         case .normOutOfRange(let norm, false):
             return "vector norm \(norm) is too small: float32 cannot normalise it under COSINE; scale it to a norm of at least \(Float(Validation.minCosineNorm))"
-        case .invalidAttributes(let why):
-            return "invalid JSON attributes: \(why)"
         case .attributesTooLarge(let n):
-            return "attributes are \(n) bytes: at most \(EngineError.maxAttributeBytes) bytes of JSON are allowed"
+            return "attributes are \(n) bytes: at most \(EngineError.maxAttributeBytes) bytes are allowed"
         case .unknownCollection(let n):
             return "no such collection '\(n)'"
         case .collectionExists(let n):

@@ -51,22 +51,10 @@ enum Validation {
     /// Smallest norm under COSINE: its square must be a normal float32 (least normal is ~1.18e-38).
     static let minCosineNorm = 1.1e-19
 
-    /// A JSON object of at most 64 KiB, in valid UTF-8 (JSON's encoding). Returns its bytes unchanged
-    /// (users get back exactly what they sent).
+    /// Attributes are stored byte for byte as sent, like Redis' VSETATTR, which accepts any string: a
+    /// filter treats text that is not a JSON object as "no field matches". Only the size is limited.
     static func attributes(_ bytes: [UInt8]) throws -> [UInt8] {
         if bytes.count > EngineError.maxAttributeBytes { throw EngineError.attributesTooLarge(bytes: bytes.count) }
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
-        } catch {
-            if String(validating: bytes, as: UTF8.self) == nil {
-                throw EngineError.invalidAttributes("not valid UTF-8; JSON text must be UTF-8 encoded")
-            }
-            throw EngineError.invalidAttributes("not valid JSON; send an object such as {\"year\":1995}")
-        }
-        guard parsed is [String: Any] else {
-            throw EngineError.invalidAttributes("must be a JSON object such as {\"year\":1995}")
-        }
         return bytes
     }
 

@@ -90,7 +90,7 @@ def test_errors_are_clear_and_nothing_is_written(server):
         (("VADD", "v", "VALUES", "2", "1", "2", "x"), "ERR vector dimension mismatch: collection 'v' has dimension 3, got 2"),
         (("VADD", "v", "VALUES", "3", "1", "nan", "2", "x"), "ERR vector component 1 is NaN or infinite"),
         (("VADD", "v", "VALUES", "3", "0", "0", "0", "x"), "ERR the zero vector has no direction"),
-        (("VADD", "v", "VALUES", "3", "1", "1", "1", "x", "SETATTR", "{nope"), "ERR invalid JSON attributes"),
+        (("VADD", "v", "VALUES", "3", "1", "1", "1", "x", "SETATTR", "y" * 70_000), "ERR attributes are 70000 bytes"),
         (("VSIM", "v", "VALUES", "3", "1", "1", "1", "COUNT", "0"), "ERR invalid COUNT 0: must be 1 or more"),
         (("VSIM", "v", "VALUES", "3", "1", "1", "1", "COUNT", "-3"), "ERR invalid COUNT -3: must be 1 or more"),
         (("VSIM", "v", "ELE", "ghost"), "ERR element 'ghost' not found in set"),
