@@ -32,8 +32,10 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]),
         .target(name: "CLatentSupport"),
         .target(name: "LatentIndex", dependencies: ["LatentVectors", "CLatentSupport"]),
+        // FILTER expressions (Redis' language) and the in-memory attribute columns they read: pure Swift.
+        .target(name: "LatentFilter"),
         .target(name: "LatentEngine", dependencies: [
-            "LatentStorage", "LatentIndex", "LatentVectors", "CLatentSupport",
+            "LatentStorage", "LatentIndex", "LatentFilter", "LatentVectors", "CLatentSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Collections", package: "swift-collections"),
         ]),
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "LatentStorageTests", dependencies: ["LatentStorage"]),
         .testTarget(name: "LatentMFTests", dependencies: ["LatentMF"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),
+        .testTarget(name: "LatentFilterTests", dependencies: ["LatentFilter"]),
         .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage"]),
         .testTarget(name: "LatentProtocolTests", dependencies: [
             "LatentProtocol", "LatentServer", "LatentEngine",
