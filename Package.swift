@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "Collections", package: "swift-collections"),
         ]),
         .target(name: "LatentProtocol", dependencies: [
-            "LatentVectors", "LatentIndex",
+            "LatentVectors", "LatentIndex", "LatentFilter",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "LatentServer", dependencies: [
@@ -63,7 +63,7 @@ let package = Package(
         // Matrix factorisation and the file formats around it: its own module, no server dependencies.
         .target(name: "LatentMF", dependencies: ["LatentVectors", "CLatentSupport"]),
         .executableTarget(name: "latentctl", dependencies: [
-            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF",
+            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF", "LatentFilter",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -71,9 +71,9 @@ let package = Package(
         .testTarget(name: "LatentMFTests", dependencies: ["LatentMF"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),
         .testTarget(name: "LatentFilterTests", dependencies: ["LatentFilter"]),
-        .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage"]),
+        .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage", "LatentFilter"]),
         .testTarget(name: "LatentProtocolTests", dependencies: [
-            "LatentProtocol", "LatentServer", "LatentEngine",
+            "LatentProtocol", "LatentServer", "LatentEngine", "LatentFilter",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

@@ -1,5 +1,6 @@
 import Collections
 import Foundation
+import LatentFilter
 import LatentIndex
 import LatentStorage
 import LatentVectors
@@ -93,6 +94,8 @@ public final class Collection: @unchecked Sendable {
     var index: VectorIndex
     /// Slots written since the index last saw them: searched exactly and merged (read-your-writes).
     var pending = OrderedSet<UInt32>()
+    /// Every element's attributes as columns, for FILTER (decoded at write and at load).
+    let attributeTable = AttributeTable()
     var build: IndexBuild?
     var drainScheduled = false
     var dropped = false
@@ -216,6 +219,10 @@ public final class Collection: @unchecked Sendable {
                 }
             }
             lap("vectors")
+            try store.scanAttributes(collection: collectionId) { slot, bytes in
+                if slot < idOf.count, idOf[Int(slot)] != nil { attributeTable.set(slot: UInt32(slot), attributes: bytes) }
+            }
+            lap("attributes")
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
             // Until a built index is loaded or built, every vector is searched exactly.
             if !index.scansCollectionBuffer && !loadIndexSnapshotLocked() {
@@ -286,6 +293,7 @@ public final class Collection: @unchecked Sendable {
                     if Int(slot) == idOf.count { idOf.append(id) } else { idOf[Int(slot)] = id }
                     slotOf[id] = slot
                 }
+                if let attrBytes { attributeTable.set(slot: slot, attributes: attrBytes) } else if existing == nil { attributeTable.clear(slot: slot) }
                 // The vector was validated to have `dimension` >= 1 components: its base address exists.
                 vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
                 noteChanged(slot: slot, live: true)
@@ -309,6 +317,7 @@ public final class Collection: @unchecked Sendable {
                 slotOf[id] = nil
                 idOf[Int(slot)] = nil
                 freeSlots.append(slot)
+                attributeTable.clear(slot: slot)
                 buffer.clear(slot: Int(slot))
                 noteChanged(slot: slot, live: false)
             }
@@ -327,6 +336,7 @@ public final class Collection: @unchecked Sendable {
                 try store.putAttributes(collection: collectionId, slot: slot, bytes, in: batch)
                 try store.db.write(batch)
             }
+            state.withWriteLock { attributeTable.set(slot: slot, attributes: bytes) }
             return true
         }
     }
@@ -418,63 +428,8 @@ public final class Collection: @unchecked Sendable {
         return try attributes(slot: slot)
     }
 
-    private func attributes(slot: UInt32) throws -> [UInt8]? {
+    func attributes(slot: UInt32) throws -> [UInt8]? {
         try storageCall { try store.attributes(collection: collectionId, slot: slot) }
-    }
-
-    /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
-    /// What the index has not seen yet (the pending tail) is scanned exactly and merged in.
-    public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false,
-                       withAttributes: Bool = false, excluding: Set<ElementID> = []) throws -> [SearchHit] {
-        try Validation.count(params.k)
-        // Excluded elements are removed after the search, so ask for that many more. COUNT is bounded by
-        // the collection's size (Redis allows any COUNT): a huge one allocates no more than all hits.
-        var params = params
-        params.k = min(params.k, max(1, count))
-        let wanted = params.k
-        if !excluding.isEmpty {
-            params.k += excluding.count
-            params.ef = params.ef.map { $0 + excluding.count }
-        }
-        try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
-        if let ef = params.ef, ef < 1 { throw EngineError.invalidCount(ef) }
-        let hits: [(ElementID, Double, UInt32)] = state.withReadLock {
-            let ids = idOf
-            let none = ElementID(bytes: [])
-            let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
-            let found: [Neighbor] = query.withUnsafeBufferPointer { q in
-                if exact || index.scansCollectionBuffer {
-                    return FlatIndex.scan(q.baseAddress!, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore)
-                }
-                var merged = index.search(q.baseAddress!, params)
-                if !pending.isEmpty {
-                    merged += FlatIndex.scan(q.baseAddress!, slots: pending.elements, in: buffer, metric: metric,
-                                             k: params.k, ranksBefore: ranksBefore)
-                }
-                merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && ranksBefore($0.slot, $1.slot)) }
-                var seen = Set<UInt32>()
-                return Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
-            }
-            var hits: [(ElementID, Double, UInt32)] = []
-            for n in found {
-                guard let id = idOf[Int(n.slot)], !excluding.contains(id) else { continue }
-                hits.append((id, metric.score(fromDistance: n.distance), n.slot))
-                if hits.count == wanted { break }
-            }
-            return hits
-        }
-        guard withAttributes else { return hits.map { SearchHit(id: $0.0, score: $0.1, attributes: nil) } }
-        // Attributes are read from the store outside the lock; a slot freed and reused meanwhile would
-        // give another element's attributes, so each read is checked against the hit's id afterwards and
-        // a hit whose element was deleted meanwhile is left out.
-        var out: [SearchHit] = []
-        out.reserveCapacity(hits.count)
-        for (id, score, slot) in hits {
-            let attrs = try attributes(slot: slot)
-            guard state.withReadLock({ Int(slot) < idOf.count && idOf[Int(slot)] == id }) else { continue }
-            out.append(SearchHit(id: id, score: score, attributes: attrs))
-        }
-        return out
     }
 
     /// What VINFO reports.

@@ -26,16 +26,17 @@ public final class FlatIndex: VectorIndex {
     public func matches(slot: UInt32, vector: UnsafePointer<Float>) -> Bool { buffer.isLive(Int(slot)) }
 
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
-        FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, ranksBefore: { $0 < $1 })
+        FlatIndex.scan(query, in: buffer, metric: metric, k: params.k, allows: params.allows, ranksBefore: { $0 < $1 })
     }
 
     /// Vectors per call of the block kernel: large enough to amortise the call, small enough that the
     /// distances stay in L1.
     static let block = 256
 
-    /// The exact top-k over every live slot of `buffer`, ties ordered by `ranksBefore`.
+    /// The exact top-k over every live slot of `buffer` that `allows` accepts (asked only of slots close
+    /// enough to enter the top-k), ties ordered by `ranksBefore`.
     public static func scan(_ query: UnsafePointer<Float>, in buffer: VectorBuffer, metric: Metric, k: Int,
-                            ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
+                            allows: SlotPredicate? = nil, ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
         var top = TopK(k: k, ranksBefore: ranksBefore)
         let n = buffer.slotCount
         withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { distances in
@@ -46,7 +47,8 @@ public final class FlatIndex: VectorIndex {
                 DistanceKernels.distances(metric, query: query, base: buffer.vector(start), count: count,
                                           dimension: buffer.dimension, invNorms: buffer.inverseNorms(from: start), out: out)
                 var threshold = top.threshold
-                for i in 0..<count where out[i] <= threshold && buffer.isLive(start + i) {
+                for i in 0..<count where out[i] <= threshold && buffer.isLive(start + i)
+                    && allows?(UInt32(start + i)) != false {
                     top.push(UInt32(start + i), out[i])
                     threshold = top.threshold
                 }
@@ -58,11 +60,11 @@ public final class FlatIndex: VectorIndex {
 
     /// The exact top-k over the given slots only (a collection's not-yet-indexed tail).
     public static func scan(_ query: UnsafePointer<Float>, slots: [UInt32], in buffer: VectorBuffer, metric: Metric,
-                            k: Int, ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
+                            k: Int, allows: SlotPredicate? = nil, ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
         var top = TopK(k: k, ranksBefore: ranksBefore)
         let dim = buffer.dimension
         let qInv = DistanceKernels.inverseNorm(query, dim)
-        for slot in slots where buffer.isLive(Int(slot)) {
+        for slot in slots where buffer.isLive(Int(slot)) && allows?(slot) != false {
             top.push(slot, DistanceKernels.distance(metric, query, buffer.vector(Int(slot)), dim,
                                                     invNormA: qInv, invNormB: buffer.inverseNorm(Int(slot))))
         }

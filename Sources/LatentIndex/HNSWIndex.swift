@@ -261,7 +261,7 @@ public final class HNSWIndex: VectorIndex {
     /// `scratch.results`. Deleted nodes are traversed but, with `skipDeleted`, not kept.
     /// `Neighbor.slot` holds node ids here.
     private func searchLayer(_ q: UnsafePointer<Float>, entry: Neighbor, ef: Int, level: Int, skipDeleted: Bool,
-                             locked: Bool, scratch: SearchScratch) {
+                             locked: Bool, scratch: SearchScratch, allows: SlotPredicate? = nil) {
         // Local copies: mutating a class's stored properties in this loop would pay a dynamic
         // exclusivity check per access. The heaps are handles to scratch memory, written back at the end.
         var candidates = scratch.candidates
@@ -273,7 +273,11 @@ public final class HNSWIndex: VectorIndex {
         deleted.withUnsafeBufferPointer { deleted in
             _ = scratch.visit(entry.slot)
             candidates.push(entry)
-            if !skipDeleted || !deleted[Int(entry.slot)] { results.push(entry) }
+            // A node is kept when it is live (with `skipDeleted`) and its slot is allowed; every node is a
+            // waypoint. Under a filter the result list only fills with allowed nodes, so the walk goes on
+            // until it holds `ef` of them (or the graph is exhausted): the hnswlib / FAISS filtered walk.
+            let slotOfNode = slots
+            if (!skipDeleted || !deleted[Int(entry.slot)]) && allows?(slotOfNode[Int(entry.slot)]) != false { results.push(entry) }
             var bound = results.isEmpty ? Float.infinity : results.top.distance
             while !candidates.isEmpty {
                 let c = candidates.pop()
@@ -292,7 +296,7 @@ public final class HNSWIndex: VectorIndex {
                         let d = distance(q, n)
                         if results.count < ef || d < bound {
                             candidates.push(Neighbor(slot: n, distance: d))
-                            if !skipDeleted || !deleted[Int(n)] {
+                            if (!skipDeleted || !deleted[Int(n)]) && allows?(slotOfNode[Int(n)]) != false {
                                 if results.count < ef {
                                     results.push(Neighbor(slot: n, distance: d))
                                 } else {
@@ -319,7 +323,7 @@ public final class HNSWIndex: VectorIndex {
             }
             let scratch = scratchPool.take(nodes: count)
             defer { scratchPool.give(scratch) }
-            searchLayer(q, entry: ep, ef: ef, level: 0, skipDeleted: true, locked: false, scratch: scratch)
+            searchLayer(q, entry: ep, ef: ef, level: 0, skipDeleted: true, locked: false, scratch: scratch, allows: params.allows)
             while scratch.results.count > params.k { scratch.results.pop() }
             return scratch.results.items.sorted { $0.distance < $1.distance }
                 .map { Neighbor(slot: slots[Int($0.slot)], distance: external($0.distance)) }

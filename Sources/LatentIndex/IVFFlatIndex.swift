@@ -221,13 +221,18 @@ public final class IVFFlatIndex: VectorIndex {
         return withComparable(query, dimension: dimension) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: nlist) { cd in
                 centroidDistances(q, cd.baseAddress!)
-                // The nprobe nearest centroids: a bounded heap over nlist distances.
-                var probes = TopK(k: nprobe)
+                // The nprobe nearest centroids: a bounded heap over nlist distances. Under a filter every list
+                // is ordered and lists beyond nprobe are probed until `k` allowed vectors are found.
+                let allows = params.allows
+                var probes = TopK(k: allows == nil ? nprobe : nlist)
                 for i in 0..<nlist { probes.push(UInt32(i), cd[i]) }
                 var top = TopK(k: params.k)
+                var probed = 0
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { out in
                     ones.withUnsafeBufferPointer { o in
                         for probe in probes.sorted() {
+                            if probed >= nprobe && top.count >= params.k { break }
+                            probed += 1
                             let list = Int(probe.slot)
                             listVectors[list].withUnsafeBufferPointer { vs in
                                 listSlots[list].withUnsafeBufferPointer { ss in
@@ -238,7 +243,7 @@ public final class IVFFlatIndex: VectorIndex {
                                                                   count: count, dimension: dimension, invNorms: o.baseAddress!,
                                                                   out: out.baseAddress!)
                                         var threshold = top.threshold
-                                        for i in 0..<count where out[i] <= threshold {
+                                        for i in 0..<count where out[i] <= threshold && allows?(ss[start + i]) != false {
                                             top.push(ss[start + i], out[i])
                                             threshold = top.threshold
                                         }

@@ -70,16 +70,24 @@ public struct IndexSpec: Equatable, Sendable, Codable {
     }
 }
 
+/// Which slots a search may return (a FILTER, excluded ids); called on the searching thread only.
+public typealias SlotPredicate = (UInt32) -> Bool
+
 /// Per-query knobs; an index ignores the ones that do not apply to it.
-public struct SearchParameters: Sendable {
+public struct SearchParameters {
     public var k: Int
     public var ef: Int?
     public var nprobe: Int?
+    /// When set, only slots it accepts are results. Indexes apply it inside the search, never after:
+    /// HNSW walks through rejected nodes but keeps only accepted ones (so its result list fills with
+    /// accepted nodes however rare), IVF probes further lists until it has `k`, FLAT skips them.
+    public var allows: SlotPredicate?
 
-    public init(k: Int, ef: Int? = nil, nprobe: Int? = nil) {
+    public init(k: Int, ef: Int? = nil, nprobe: Int? = nil, allows: SlotPredicate? = nil) {
         self.k = k
         self.ef = ef
         self.nprobe = nprobe
+        self.allows = allows
     }
 }
 

@@ -1,3 +1,4 @@
+import LatentFilter
 import LatentIndex
 import LatentVectors
 import NIOCore
@@ -22,6 +23,11 @@ public struct VSimRequest: Equatable, Sendable {
     public var excludeSeen = false
     /// EPSILON d: only hits whose similarity is at least 1 - d (COSINE; Redis' definition).
     public var epsilon: Double?
+    /// FILTER expr: only elements whose attributes pass it (applied inside the search).
+    public var filter: FilterExpression?
+    /// FILTER-EF n: Redis' bounded effort, only the n nearest elements are tested against the filter
+    /// (without it LatentDB returns COUNT results whenever COUNT elements match).
+    public var filterEF: Int?
 
     public init(key: String, input: QueryInput, count: Int = 10, withScores: Bool = false, withAttributes: Bool = false,
                 ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false, excludeSeen: Bool = false) {

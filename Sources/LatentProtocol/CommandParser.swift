@@ -1,3 +1,4 @@
+import LatentFilter
 import LatentIndex
 import LatentVectors
 import NIOCore
@@ -214,7 +215,7 @@ public enum CommandParser {
     }
 
     // VSIM key (ELE element [FROM other] | VALUES n ... | FP32 blob) [COUNT k] [WITHSCORES] [WITHATTRIBS]
-    //      [EF ef] [NPROBE p] [TRUTH] [NOTHREAD]
+    //      [EF ef] [NPROBE p] [TRUTH] [NOTHREAD] [EPSILON d] [FILTER expr] [FILTER-EF n] [EXCLUDE-SEEN]
     static func parseVSim(_ a: inout Arguments) throws -> Command {
         try a.arity(3...)
         let key = a.string(1)
@@ -261,10 +262,22 @@ public enum CommandParser {
                 guard let d = Double(a.string(i + 1)), d > 0, d.isFinite else { throw CommandError.syntax("invalid EPSILON") }
                 request.epsilon = d
                 i += 2
-            case "FILTER", "FILTER-EF":
-                throw CommandError.syntax("\(option) is not supported yet")
+            case "FILTER":
+                guard i + 1 < a.count else { throw CommandError.syntax("option FILTER needs an expression") }
+                do {
+                    request.filter = try FilterExpression(a.string(i + 1))
+                } catch let e as FilterSyntaxError {
+                    throw CommandError.syntax(e.description)
+                }
+                i += 2
+            case "FILTER-EF":
+                guard i + 1 < a.count else { throw CommandError.syntax("option FILTER-EF needs a value") }
+                let v = try a.integer(i + 1, what: option)
+                guard v >= 0 && v <= 1_000_000 else { throw CommandError.syntax("FILTER-EF \(v) is out of range: use 0..1000000 (0: the default)") }
+                request.filterEF = v == 0 ? nil : v
+                i += 2
             default:
-                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EPSILON, EF, NPROBE, TRUTH, NOTHREAD or EXCLUDE-SEEN")
+                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EPSILON, EF, FILTER, FILTER-EF, NPROBE, TRUTH, NOTHREAD or EXCLUDE-SEEN")
             }
         }
         return .vsim(request)

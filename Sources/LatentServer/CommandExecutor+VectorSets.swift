@@ -177,7 +177,8 @@ extension CommandExecutor {
             if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
         }
         let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
-        var hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding)
+        var hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding,
+                                filter: request.filter, filterBudget: request.filterEF)
         if let epsilon = request.epsilon { hits = hits.filter { 1 - $0.score <= epsilon } }
         // As Redis: a plain array of elements, or (with scores or attributes) a map element -> score,
         // element -> attributes, or element -> [score, attributes]; RESP2 writes the map flat.

@@ -332,6 +332,15 @@ public final class LatentStore: @unchecked Sendable {
         }
     }
 
+    /// Streams a collection's attributes: (internal id, bytes as stored).
+    public func scanAttributes(collection: UInt32, _ body: (UInt32, [UInt8]) throws -> Void) throws {
+        try db.scan(StoreLayout.attrs, prefix: StoreLayout.prefix(collection)) { k, v in
+            guard k.count == 8 else { throw StorageError(.rocksdb, "corrupt attributes key of \(k.count) bytes") }
+            try body(StoreLayout.readBigEndian(k, at: 4), Array(v))
+            return true
+        }
+    }
+
     /// How many elements of a collection have attributes (a scan of its attribute keys).
     public func countAttributes(collection: UInt32) throws -> Int {
         var n = 0

@@ -1,3 +1,4 @@
+import LatentFilter
 import LatentIndex
 import LatentProtocol
 import LatentVectors
@@ -56,7 +57,13 @@ final class CommandParserTests: XCTestCase {
                        .vsim(VSimRequest(key: "k", input: .vector([1, 2]), withAttributes: true, truth: true)))
         assertSyntaxError(["VSIM", "k", "ELE", "a", "COUNT"], containing: "COUNT needs a value")
         assertSyntaxError(["VSIM", "k", "ELE", "a", "COUNT", "x"], containing: "COUNT must be an integer")
-        assertSyntaxError(["VSIM", "k", "ELE", "a", "FILTER", ".x > 1"], containing: "not supported")
+        var filtered = VSimRequest(key: "k", input: .element("a", from: nil))
+        filtered.filter = try FilterExpression(".x > 1")
+        filtered.filterEF = 20
+        XCTAssertEqual(try parse(["VSIM", "k", "ELE", "a", "FILTER", ".x > 1", "FILTER-EF", "20"]), .vsim(filtered))
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "FILTER", ".x >"], containing: "syntax error in FILTER expression at column 5")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "FILTER"], containing: "FILTER needs an expression")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "FILTER-EF", "-1"], containing: "FILTER-EF -1 is out of range")
         assertSyntaxError(["VSIM", "k", "SOMETHING"], containing: "expected VALUES n")
     }
 

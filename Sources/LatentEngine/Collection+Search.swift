@@ -1,0 +1,162 @@
+import LatentFilter
+import LatentIndex
+import LatentVectors
+
+/// How one search ran (tests and the benchmark read it; the planner below chooses it).
+public enum SearchPlan: String, Sendable {
+    /// The index's search (HNSW walk, IVF probes), with any filter applied inside it.
+    case index
+    /// An exact scan of the slots that pass the filter: few elements match.
+    case filteredScan
+    /// An exact scan of every element (TRUTH, FLAT).
+    case fullScan
+}
+
+extension Collection {
+    /// Below this estimated number of matching elements a filtered query scans the matches exactly
+    /// instead of walking the index: a filtered HNSW walk visits about ef / selectivity nodes, so at
+    /// low selectivity scanning the few matches is both exact and cheaper.
+    static let filteredScanMatches = 2_000
+    /// ... and below this selectivity whatever the count (the walk would visit most of the graph).
+    static let filteredScanSelectivity = 0.02
+    /// Live slots sampled to estimate a filter's selectivity.
+    static let selectivitySample = 512
+
+    /// The best `params.k` elements for `query`, best first, ties by id. `exact` forces a full scan.
+    /// What the index has not seen yet (the pending tail) is scanned exactly and merged in. `filter`
+    /// and `excluding` constrain the search itself (never a post-filter): whenever at least `k`
+    /// elements qualify, `k` are returned.
+    ///
+    /// `filterBudget` (VSIM's FILTER-EF) asks for Redis' bounded effort instead: only the `filterBudget`
+    /// nearest elements are tested against the filter, so fewer than `k` may come back.
+    public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false, withAttributes: Bool = false,
+                       excluding: Set<ElementID> = [], filter: FilterExpression? = nil, filterBudget: Int? = nil) throws -> [SearchHit] {
+        try searchPlanned(query, params, exact: exact, withAttributes: withAttributes, excluding: excluding, filter: filter,
+                          filterBudget: filterBudget).hits
+    }
+
+    /// `search`, also telling which plan ran. `forcing` overrides the planner (tests and benchmarks use it
+    /// to measure each plan on the same data).
+    public func searchPlanned(_ query: [Float], _ params: SearchParameters, exact: Bool = false, withAttributes: Bool = false,
+                              excluding: Set<ElementID> = [], filter: FilterExpression? = nil, filterBudget: Int? = nil,
+                              forcing: SearchPlan? = nil) throws -> (hits: [SearchHit], plan: SearchPlan) {
+        try Validation.count(params.k)
+        if let budget = filterBudget, let filter {
+            // Redis' FILTER-EF: the `budget` nearest (allowed) elements, then the filter on them in order.
+            var wide = params
+            wide.k = max(1, budget)
+            wide.ef = max(params.ef ?? 0, budget)
+            let candidates = try searchPlanned(query, wide, exact: exact, withAttributes: false, excluding: excluding,
+                                               forcing: forcing)
+            let kept: [SearchHit] = state.withReadLock {
+                let bound = BoundFilter(filter, table: attributeTable)
+                return Array(candidates.hits.filter { hit in slotOf[hit.id].map { bound.matches(slot: $0) } ?? false }.prefix(params.k))
+            }
+            guard withAttributes else { return (kept, candidates.plan) }
+            var out: [SearchHit] = []
+            for hit in kept {
+                guard let attrs = try? self.attributes(of: hit.id) else { continue }  // deleted meanwhile
+                out.append(SearchHit(id: hit.id, score: hit.score, attributes: attrs))
+            }
+            return (out, candidates.plan)
+        }
+        // COUNT is bounded by the collection's size (Redis allows any COUNT): a huge one allocates no
+        // more than all hits.
+        var params = params
+        params.k = min(params.k, max(1, count))
+        try Validation.vector(query, collection: name, dimension: dimension, metric: metric)
+        if let ef = params.ef, ef < 1 { throw EngineError.invalidCount(ef) }
+        let (hits, plan): ([(ElementID, Double, UInt32)], SearchPlan) = state.withReadLock {
+            let ids = idOf
+            let none = ElementID(bytes: [])
+            let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
+            let bound = filter.map { BoundFilter($0, table: attributeTable) }
+            if bound?.matchesNothing == true { return ([], .filteredScan) }
+            let excludedSlots = Set(excluding.compactMap { slotOf[$0] })
+            var allows: SlotPredicate?
+            if let bound {
+                allows = excludedSlots.isEmpty ? { bound.matches(slot: $0) } : { !excludedSlots.contains($0) && bound.matches(slot: $0) }
+            } else if !excludedSlots.isEmpty {
+                allows = { !excludedSlots.contains($0) }
+            }
+            params.allows = allows
+            let (found, plan): ([Neighbor], SearchPlan) = query.withUnsafeBufferPointer { q in
+                let q = q.baseAddress!  // Validation: dimension >= 1 components, so the buffer has an address.
+                var plan = forcing ?? choosePlan(exact: exact, filtered: bound != nil, allows: allows)
+                if plan == .index && (exact || index.scansCollectionBuffer) { plan = .fullScan }
+                if plan == .index {
+                    var merged = index.search(q, params)
+                    if !pending.isEmpty {
+                        merged += FlatIndex.scan(q, slots: pending.elements, in: buffer, metric: metric, k: params.k,
+                                                 allows: allows, ranksBefore: ranksBefore)
+                    }
+                    merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && ranksBefore($0.slot, $1.slot)) }
+                    var seen = Set<UInt32>()
+                    let walked = Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
+                    // A walk can come back short (a filter cutting the graph, a graph not reaching every
+                    // node): then the exact scan decides, so `k` results come whenever `k` qualify.
+                    if walked.count >= params.k || allows == nil { return (walked, .index) }
+                    plan = .filteredScan
+                }
+                if plan == .filteredScan, let allows {
+                    var matching: [UInt32] = []
+                    for s in 0..<buffer.slotCount where buffer.isLive(s) && allows(UInt32(s)) { matching.append(UInt32(s)) }
+                    return (FlatIndex.scan(q, slots: matching, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore), .filteredScan)
+                }
+                return (FlatIndex.scan(q, in: buffer, metric: metric, k: params.k, allows: allows, ranksBefore: ranksBefore), .fullScan)
+            }
+            var hits: [(ElementID, Double, UInt32)] = []
+            for n in found {
+                guard let id = idOf[Int(n.slot)] else { continue }
+                hits.append((id, metric.score(fromDistance: n.distance), n.slot))
+                if hits.count == params.k { break }
+            }
+            return (hits, plan)
+        }
+        guard withAttributes else { return (hits.map { SearchHit(id: $0.0, score: $0.1, attributes: nil) }, plan) }
+        // Attributes are read from the store outside the lock; a slot freed and reused meanwhile would
+        // give another element's attributes, so each read is checked against the hit's id afterwards and
+        // a hit whose element was deleted meanwhile is left out.
+        var out: [SearchHit] = []
+        out.reserveCapacity(hits.count)
+        for (id, score, slot) in hits {
+            let attrs = try attributes(slot: slot)
+            guard state.withReadLock({ Int(slot) < idOf.count && idOf[Int(slot)] == id }) else { continue }
+            out.append(SearchHit(id: id, score: score, attributes: attrs))
+        }
+        return (out, plan)
+    }
+
+    /// The planner, under the read lock. Unfiltered searches use the index unless told to be exact; a
+    /// filter's selectivity is estimated on a fixed sample of live slots, and few expected matches
+    /// (or a low selectivity) choose the exact scan of the matches.
+    private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?) -> SearchPlan {
+        if exact || index.scansCollectionBuffer {
+            // FLAT and TRUTH are exact either way; a selective filter is cheaper to test first.
+            guard filtered, let allows else { return .fullScan }
+            return estimateSelectivity(allows).fraction < 0.25 ? .filteredScan : .fullScan
+        }
+        guard filtered, let allows else { return .index }
+        let estimate = estimateSelectivity(allows)
+        let expected = estimate.fraction * Double(slotOf.count)
+        if estimate.fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return .filteredScan }
+        return .index
+    }
+
+    /// The fraction of a fixed, evenly spaced sample of live slots that `allows` accepts.
+    private func estimateSelectivity(_ allows: SlotPredicate) -> (fraction: Double, sampled: Int) {
+        let n = buffer.slotCount
+        guard n > 0 else { return (0, 0) }
+        let step = max(1, n / Self.selectivitySample)
+        var sampled = 0, accepted = 0
+        var s = step / 2
+        while s < n {
+            if buffer.isLive(s) {
+                sampled += 1
+                if allows(UInt32(s)) { accepted += 1 }
+            }
+            s += step
+        }
+        return sampled == 0 ? (0, 0) : (Double(accepted) / Double(sampled), sampled)
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import LatentEngine
+import LatentFilter
+import LatentIndex
+import LatentVectors
+
+/// Filtered search through the engine (planner included, no network) on a TEXMEX dataset, with the
+/// synthetic attribute and filters of tools/filter_anchors.py, whose exact filtered ground truth it
+/// reads: recall@10 and single-thread QPS per selectivity, per plan.
+struct FilterBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "filter",
+                                                    abstract: "FILTER recall and QPS at 50%, 10%, 1%, 0.1% selectivity.")
+
+    @Option(help: "Directory with NAME_base.fvecs, NAME_query.fvecs and NAME_filter_<label>_gt.ivecs (tools/filter_anchors.py).")
+    var data = "../bench-data"
+    @Argument(help: "Dataset name, e.g. synth128 or mnist10k.")
+    var dataset: String
+    @Option(help: "hnsw or ivf.")
+    var index = "hnsw"
+    @Option(parsing: .upToNextOption) var efs: [Int] = [16, 32, 64, 128, 256]
+    @Option(parsing: .upToNextOption) var nprobes: [Int] = [1, 2, 4, 8, 16, 32]
+    @Option(parsing: .upToNextOption, help: "Plans to measure: auto (the planner), index (the filtered walk forced).")
+    var plans: [String] = ["auto", "index"]
+    @Option(help: "Write the rows as JSON here.")
+    var json: String?
+
+    static let filters: [(label: String, expression: String)] = [
+        ("50%", ".sel < 500"), ("10%", ".sel < 100"), ("1%", ".sel < 10"), ("0.1%", ".sel == 7"),
+    ]
+
+    static func attribute(_ i: Int) -> UInt64 { (UInt64(i) &* 2_654_435_761) % 4_294_967_296 % 1000 }
+
+    func run() throws {
+        let base = try TexmexFile.readVectors("\(data)/\(dataset)_base.fvecs")
+        let queries = try TexmexFile.readVectors("\(data)/\(dataset)_query.fvecs")
+        let dir = NSTemporaryDirectory() + "latentdb-filterbench-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try CollectionCatalog(directory: dir, fsync: .no)
+        defer { catalog.close() }
+        let spec = index == "ivf" ? IndexSpec(kind: .ivf) : IndexSpec(kind: .hnsw, m: 16, efConstruction: 200)
+        let c = try catalog.create(name: "bench", dimension: base.dimension, metric: .l2, index: spec)
+        let start = Date()
+        for i in 0..<base.count {
+            let v = Array(base.values[(i * base.dimension)..<((i + 1) * base.dimension)])
+            try c.upsert(id: ElementID(String(i)), vector: v, attributes: Array("{\"sel\": \(Self.attribute(i))}".utf8))
+        }
+        while true {
+            let info = c.info()
+            if case .ready = info.state, info.pending == 0 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        print(String(format: "%@: %d x %d loaded and indexed (%@) in %.1f s", dataset, base.count, base.dimension, index,
+                     Date().timeIntervalSince(start)))
+        var rows: [[String: Any]] = []
+        for (label, expression) in Self.filters {
+            let truth = try TexmexFile.readNeighbors("\(data)/\(dataset)_filter_\(label)_gt.ivecs")
+            let filter = try FilterExpression(expression)
+            for plan in plans {
+                for value in index == "ivf" ? nprobes : efs {
+                    let params = index == "ivf" ? SearchParameters(k: 10, nprobe: value) : SearchParameters(k: 10, ef: value)
+                    let forcing: SearchPlan? = plan == "index" ? .index : nil
+                    var results: [[Int]] = []
+                    var plansUsed: [String: Int] = [:]
+                    results.reserveCapacity(queries.count)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for q in 0..<queries.count {
+                        let query = Array(queries.values[(q * queries.dimension)..<((q + 1) * queries.dimension)])
+                        let (hits, used) = try c.searchPlanned(query, params, filter: filter, forcing: forcing)
+                        results.append(hits.map { Int(String(decoding: $0.id.bytes, as: UTF8.self)) ?? -1 })
+                        plansUsed[used.rawValue, default: 0] += 1
+                    }
+                    let qps = Double(queries.count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                    var found = 0
+                    for (r, t) in zip(results, truth) { found += Set(r).intersection(t.prefix(10).map { Int($0) }).count }
+                    let recall = Double(found) / Double(queries.count * 10)
+                    let used = plansUsed.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")
+                    print(String(format: "%5@  %-5@ %@ %4d  recall@10 %.4f  QPS %8.0f  (%@)", label, plan,
+                                 index == "ivf" ? "nprobe" : "ef", value, recall, qps, used))
+                    rows.append(["selectivity": label, "plan": plan, index == "ivf" ? "nprobe" : "ef": value, "recall": recall,
+                                 "qps": qps, "plans_used": plansUsed, "index": index])
+                    if plan == "auto" && plansUsed["index"] == nil { break }  // the planner scanned: no knob applies
+                }
+            }
+        }
+        if let json {
+            try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+@testable import LatentEngine
+import LatentFilter
+import LatentIndex
+import LatentVectors
+import XCTest
+
+/// FILTER inside the search: equal to the exact filtered answer where the plan is exact, COUNT results
+/// whenever COUNT elements match, attributes changes visible at once and after a restart.
+final class FilteredSearchTests: XCTestCase {
+    private var directory = ""
+
+    override func setUp() { directory = NSTemporaryDirectory() + "latentdb-filter-\(UUID().uuidString)" }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    private func vector(_ i: Int, dim: Int) -> [Float] {
+        (0..<dim).map { d in Float(sin(Double(i * 31 + d * 7))) + Float(i % 17) * 0.1 }
+    }
+
+    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let info = c.info().testFields
+            if info["index-state"] == "ready" && info["pending"] == "0" { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTFail("index did not become ready: \(c.info())")
+    }
+
+    /// 4,000 elements, `.cat` = i % 1000: `.cat < 500` keeps 50%, `< 100` 10%, `< 10` 1%, `== 3` 0.1%.
+    func testFilteredSearchEqualsTheExactFilteredAnswerOnEveryIndex() throws {
+        let n = 4_000, dim = 16
+        let selectivities: [(String, Int)] = [(".cat < 500", 2_000), (".cat < 100", 400), (".cat < 10", 40), (".cat == 3", 4),
+                                              (".tag == 't3' and .cat >= 900", 57), (".nothing > 1", 0), (".cat < 0", 0)]
+        for kind in [IndexSpec.Kind.flat, .hnsw, .ivf] {
+            let dir = directory + "-\(kind)"
+            let catalog = try CollectionCatalog(directory: dir, fsync: .no)
+            defer { catalog.close(); try? FileManager.default.removeItem(atPath: dir) }
+            let c = try catalog.create(name: "c", dimension: dim, metric: .l2, index: IndexSpec(kind: kind))
+            for i in 0..<n {
+                try c.upsert(id: ElementID("e\(i)"), vector: vector(i, dim: dim),
+                             attributes: Array("{\"cat\": \(i % 1000), \"tag\": \"t\(i % 7)\"}".utf8))
+            }
+            if kind != .flat { waitForIndex(c) }
+            for (expression, matching) in selectivities {
+                let filter = try FilterExpression(expression)
+                var recall = 0.0, walkRecall = 0.0
+                for q in 0..<20 {
+                    let query = vector(q * 97 + 5, dim: dim).map { $0 * 1.02 }
+                    let exact = try c.search(query, SearchParameters(k: 10), exact: true, filter: filter).map(\.id)
+                    let (hits, plan) = try c.searchPlanned(query, SearchParameters(k: 10, ef: 100, nprobe: 8), filter: filter)
+                    // The walk itself, whatever the planner would choose: COUNT results, all matching.
+                    let walked = try c.searchPlanned(query, SearchParameters(k: 10, ef: 100, nprobe: 8), filter: filter, forcing: .index)
+                    XCTAssertEqual(walked.hits.count, min(10, matching), "\(kind) \(expression): the walk returns COUNT")
+                    for id in walked.hits.map(\.id) {
+                        XCTAssertTrue(BoundFilter(filter, table: c.attributeTable).matches(slot: c.state.withReadLock { c.slotOf[id]! }))
+                    }
+                    if !exact.isEmpty {
+                        walkRecall += Double(Set(walked.hits.map(\.id)).intersection(exact).count) / Double(exact.count)
+                    }
+                    XCTAssertEqual(exact.count, min(10, matching), "\(kind) \(expression): TRUTH returns every match up to COUNT")
+                    XCTAssertEqual(hits.count, min(10, matching), "\(kind) \(expression): COUNT results whenever COUNT match")
+                    if plan != .index { XCTAssertEqual(hits.map(\.id), exact, "\(kind) \(expression) plan \(plan) is exact") }
+                    if !exact.isEmpty { recall += Double(Set(hits.map(\.id)).intersection(exact).count) / Double(exact.count) }
+                    // 4,000 elements: every filter here expects at most 2,000 matches, so the planner scans them;
+                    // FLAT scans everything and tests the filter on near vectors when a quarter or more match.
+                    XCTAssertEqual(plan, kind == .flat && matching >= 1_000 ? .fullScan : .filteredScan, "\(kind) \(expression)")
+                }
+                if matching > 0 {
+                    XCTAssertEqual(recall / 20, 1, "\(kind) \(expression) recall")
+                    XCTAssertGreaterThanOrEqual(walkRecall / 20, 0.9, "\(kind) \(expression) recall of the walk")
+                }
+            }
+        }
+    }
+
+    func testAttributeChangesAreSeenByTheNextQueryAndAfterRestart() throws {
+        do {
+            let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+            let c = try catalog.create(name: "c", dimension: 2, metric: .cosine, index: IndexSpec(kind: .hnsw))
+            try c.upsert(id: "a", vector: [1, 0], attributes: Array(#"{"on": true}"#.utf8))
+            try c.upsert(id: "b", vector: [1, 0.1])
+            let on = try FilterExpression(".on")
+            XCTAssertEqual(try c.search([1, 0], SearchParameters(k: 5), filter: on).map(\.id), ["a"], "the pending tail is filtered too")
+            XCTAssertTrue(try c.setAttributes(id: "b", json: Array(#"{"on": 1}"#.utf8)))
+            XCTAssertEqual(try c.search([1, 0], SearchParameters(k: 5), filter: on).map(\.id), ["a", "b"])
+            XCTAssertTrue(try c.setAttributes(id: "a", json: []))
+            try c.upsert(id: "b", vector: [0.5, 0.5])  // a replaced vector keeps its attributes
+            XCTAssertEqual(try c.search([1, 0], SearchParameters(k: 5), filter: on).map(\.id), ["b"])
+            XCTAssertTrue(try c.remove(id: "b"))
+            try c.upsert(id: "c", vector: [1, 0])  // may reuse b's slot: must not inherit its attributes
+            XCTAssertEqual(try c.search([1, 0], SearchParameters(k: 5), filter: on).map(\.id), [])
+            try c.upsert(id: "d", vector: [0, 1], attributes: Array(#"{"on": 1, "w": "x"}"#.utf8))
+            catalog.close()
+        }
+        let reopened = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { reopened.close() }
+        let c = try reopened.require("c")
+        XCTAssertEqual(try c.search([1, 0], SearchParameters(k: 5), filter: try FilterExpression(".on and .w == 'x'")).map(\.id), ["d"],
+                       "attribute columns are rebuilt at startup")
+    }
+
+    /// FILTER-EF is Redis' bounded effort: only that many nearest elements are tested.
+    func testFilterBudgetTestsOnlyTheNearestElements() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "c", dimension: 2, metric: .l2)
+        for i in 0..<50 { try c.upsert(id: ElementID("e\(i)"), vector: [Float(i), 0], attributes: Array("{\"i\": \(i)}".utf8)) }
+        let far = try FilterExpression(".i >= 40")
+        XCTAssertEqual(try c.search([0, 0], SearchParameters(k: 3), filter: far).map(\.id), ["e40", "e41", "e42"])
+        XCTAssertEqual(try c.search([0, 0], SearchParameters(k: 3), filter: far, filterBudget: 1).map(\.id), [])
+        XCTAssertEqual(try c.search([0, 0], SearchParameters(k: 3), filter: far, filterBudget: 42).map(\.id), ["e40", "e41"])
+        XCTAssertEqual(try c.search([0, 0], SearchParameters(k: 3), withAttributes: true, filter: far, filterBudget: 500).map(\.attributes),
+                       [Array("{\"i\": 40}".utf8), Array("{\"i\": 41}".utf8), Array("{\"i\": 42}".utf8)])
+    }
+
+    func testExcludedElementsAreLeftOutInsideTheSearch() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "c", dimension: 8, metric: .l2, index: IndexSpec(kind: .hnsw))
+        for i in 0..<500 { try c.upsert(id: ElementID("e\(i)"), vector: vector(i, dim: 8)) }
+        waitForIndex(c)
+        let query = vector(3, dim: 8)
+        let all = try c.search(query, SearchParameters(k: 20), exact: true).map(\.id)
+        let excluded = Set(all.prefix(15))
+        let hits = try c.search(query, SearchParameters(k: 10, ef: 10), excluding: excluded).map(\.id)
+        XCTAssertEqual(hits.count, 10, "COUNT results though 15 of the nearest are excluded and EF is only 10")
+        XCTAssertTrue(Set(hits).isDisjoint(with: excluded))
+        XCTAssertEqual(Array(hits.prefix(5)), Array(all.suffix(5)))
+    }
+}
