@@ -57,22 +57,25 @@ def exact_filtered(base, queries, allowed):
     ids = np.nonzero(allowed)[0]
     sub = base[ids].astype(np.float64)
     sub_norms = (sub * sub).sum(1)
-    out = np.zeros((len(queries), K), dtype=np.int32)
+    out = np.full((len(queries), K), -1, dtype=np.int32)  # -1 pads when fewer than K rows pass
     for start in range(0, len(queries), 100):
         q = queries[start:start + 100].astype(np.float64)
         d = (q * q).sum(1)[:, None] - 2 * q @ sub.T + sub_norms[None, :]
         for r in range(len(q)):
             # ties by smaller id: stable sort on distance over ids already in increasing order
             order = np.argsort(d[r], kind="stable")[:K]
-            out[start + r] = ids[order]
+            out[start + r, :len(order)] = ids[order]
     return out
 
 
 def recall(found, truth):
-    total = 0
+    """Found / findable: a query whose filter passes fewer than K rows can only find those."""
+    hit = possible = 0
     for f, t in zip(found, truth):
-        total += len(set(int(x) for x in f if x >= 0) & set(int(x) for x in t)) / K
-    return total / len(truth)
+        valid = set(int(x) for x in t if x >= 0)
+        hit += len(set(int(x) for x in f if x >= 0) & valid)
+        possible += len(valid)
+    return hit / possible
 
 
 def timed_queries(search, queries):

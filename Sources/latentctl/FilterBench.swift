@@ -71,9 +71,14 @@ struct FilterBench: ParsableCommand {
                         plansUsed[used.rawValue, default: 0] += 1
                     }
                     let qps = Double(queries.count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                    var found = 0
-                    for (r, t) in zip(results, truth) { found += Set(r).intersection(t.prefix(10).map { Int($0) }).count }
-                    let recall = Double(found) / Double(queries.count * 10)
+                    // Found / findable: where fewer than 10 rows pass, the ground truth is padded with -1.
+                    var found = 0, possible = 0
+                    for (r, t) in zip(results, truth) {
+                        let valid = Set(t.prefix(10).filter { $0 >= 0 }.map { Int($0) })
+                        found += Set(r).intersection(valid).count
+                        possible += valid.count
+                    }
+                    let recall = Double(found) / Double(max(1, possible))
                     let used = plansUsed.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")
                     print(String(format: "%5@  %-5@ %@ %4d  recall@10 %.4f  QPS %8.0f  (%@)", label, plan,
                                  index == "ivf" ? "nprobe" : "ef", value, recall, qps, used))
