@@ -100,7 +100,12 @@ extension Collection {
                 }
                 if plan == .filteredScan, let allows {
                     var matching: [UInt32] = []
-                    for s in 0..<buffer.slotCount where buffer.isLive(s) && allows(UInt32(s)) { matching.append(UInt32(s)) }
+                    if let columnWise = bound?.matchingSlots(below: buffer.slotCount) {
+                        // Column at a time; liveness and exclusions are tested on the matches only.
+                        matching = columnWise.filter { buffer.isLive(Int($0)) && !excludedSlots.contains($0) }
+                    } else {
+                        for s in 0..<buffer.slotCount where buffer.isLive(s) && allows(UInt32(s)) { matching.append(UInt32(s)) }
+                    }
                     return (FlatIndex.scan(q, slots: matching, in: buffer, metric: metric, k: params.k, ranksBefore: ranksBefore), .filteredScan)
                 }
                 return (FlatIndex.scan(q, in: buffer, metric: metric, k: params.k, allows: allows, ranksBefore: ranksBefore), .fullScan)

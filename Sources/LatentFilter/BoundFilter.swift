@@ -7,10 +7,15 @@ import Foundation
 /// One per query and thread: it owns its stack. It reads the table, so it is used only while the
 /// owning collection's read lock is held (the table does not change under it).
 public final class BoundFilter {
-    private let expression: FilterExpression
+    private let program: [FilterInstruction]
     private let table: AttributeTable
-    /// Column of each selector; nil when no element has the field (then nothing matches).
-    private let columns: [Int?]
+    /// Each selector's column storage, taken once (array references, no copying): the hot loop then
+    /// reads `tags[f][slot]` without going through the table's class properties. Valid because the
+    /// table does not change while the owning collection's read lock is held.
+    private let dense: [Bool]
+    private let tags: [[UInt8]]
+    private let bits: [[UInt64]]
+    private let sparse: [[UInt32: AttributeTable.Entry]]
     private let literalStrings: [[UInt8]]
     private let literalNumbers: [Double]
     /// Program string operands as values: dictionary codes when the table has the string.
@@ -24,10 +29,14 @@ public final class BoundFilter {
     private let capacity: Int
 
     public init(_ expression: FilterExpression, table: AttributeTable) {
-        self.expression = expression
+        program = expression.program
         self.table = table
-        columns = expression.fields.map { table.columnOf[$0] }
+        let columns = expression.fields.map { table.columnOf[$0].map { table.columns[$0] } }
         matchesNothing = columns.contains { $0 == nil }
+        dense = columns.map { $0?.dense ?? false }
+        tags = columns.map { $0?.tags ?? [] }
+        bits = columns.map { $0?.bits ?? [] }
+        sparse = columns.map { $0?.sparse ?? [:] }
         literalStrings = expression.strings
         literalNumbers = expression.strings.map(AttributeTable.numericValue)
         stringOperands = expression.strings.indices.map { i in
@@ -56,21 +65,30 @@ public final class BoundFilter {
     public func matches(slot: UInt32) -> Bool {
         if matchesNothing { return false }
         var depth = 0
-        for instruction in expression.program {
+        for instruction in program {
             switch instruction {
             case .number(let d): stack[depth] = .number(d); depth += 1
             case .string(let i): stack[depth] = stringOperands[i]; depth += 1
             case .tuple(let i): stack[depth] = .tuple(Int32(-(i + 1))); depth += 1
             case .null: stack[depth] = .null; depth += 1
             case .field(let f):
-                // `columns[f]` is non-nil: `matchesNothing` returned above otherwise.
-                let e = table.columns[columns[f] ?? 0].get(slot)
-                switch e.tag {
-                case .number: stack[depth] = .number(Double(bitPattern: e.bits))
-                case .string: stack[depth] = .string(Int32(truncatingIfNeeded: e.bits))
+                let tag: UInt8, payload: UInt64
+                if dense[f] {
+                    let i = Int(slot)
+                    guard i < tags[f].count else { return false }
+                    tag = tags[f][i]
+                    payload = bits[f][i]
+                } else {
+                    guard let e = sparse[f][slot] else { return false }
+                    tag = e.tag.rawValue
+                    payload = e.bits
+                }
+                switch AttributeTable.Tag(rawValue: tag) {
+                case .number: stack[depth] = .number(Double(bitPattern: payload))
+                case .string: stack[depth] = .string(Int32(truncatingIfNeeded: payload))
                 case .null: stack[depth] = .null
-                case .array: stack[depth] = .tuple(Int32(truncatingIfNeeded: e.bits))
-                case .absent, .unsupported: return false
+                case .array: stack[depth] = .tuple(Int32(truncatingIfNeeded: payload))
+                default: return false
                 }
                 depth += 1
             case .not:
@@ -82,6 +100,148 @@ public final class BoundFilter {
             }
         }
         return depth == 1 && truth(stack[0])
+    }
+
+    // MARK: Column at a time
+
+    /// A program made of field-versus-literal comparisons joined by and / or / not.
+    private indirect enum Predicate {
+        case compare(field: Int, op: FilterOperator, literal: FilterValue)
+        case and(Predicate, Predicate), or(Predicate, Predicate), not(Predicate)
+    }
+
+    private lazy var predicate: Predicate? = Self.predicate(program, stringOperands)
+
+    private static func predicate(_ program: [FilterInstruction], _ strings: [FilterValue]) -> Predicate? {
+        enum Item { case field(Int), literal(FilterValue), predicate(Predicate) }
+        var stack: [Item] = []
+        for instruction in program {
+            switch instruction {
+            case .field(let f): stack.append(.field(f))
+            case .number(let d): stack.append(.literal(.number(d)))
+            case .string(let i): stack.append(.literal(strings[i]))
+            case .not:
+                guard case .predicate(let p)? = stack.popLast() else { return nil }
+                stack.append(.predicate(.not(p)))
+            case .binary(let op):
+                guard let b = stack.popLast(), let a = stack.popLast() else { return nil }
+                switch (op, a, b) {
+                case (.and, .predicate(let x), .predicate(let y)): stack.append(.predicate(.and(x, y)))
+                case (.or, .predicate(let x), .predicate(let y)): stack.append(.predicate(.or(x, y)))
+                case (.greater, _, _), (.greaterOrEqual, _, _), (.less, _, _), (.lessOrEqual, _, _), (.equal, _, _), (.notEqual, _, _):
+                    if case .field(let f) = a, case .literal(let v) = b {
+                        stack.append(.predicate(.compare(field: f, op: op, literal: v)))
+                    } else if case .literal(let v) = a, case .field(let f) = b {
+                        let flipped: FilterOperator = [.greater: .less, .less: .greater, .greaterOrEqual: .lessOrEqual,
+                                                       .lessOrEqual: .greaterOrEqual][op] ?? op
+                        stack.append(.predicate(.compare(field: f, op: flipped, literal: v)))
+                    } else {
+                        return nil
+                    }
+                default: return nil
+                }
+            case .tuple, .null: return nil
+            }
+        }
+        guard stack.count == 1, case .predicate(let p) = stack[0] else { return nil }
+        return p
+    }
+
+    /// The slots below `count` that pass, computed a column at a time into bitmaps (a tight loop per
+    /// comparison instead of the interpreter per slot); nil when the program is not comparisons of a
+    /// field with a literal joined by and / or / not (then callers test slot by slot). Same semantics as
+    /// `matches(slot:)`, including "a missing field fails the whole expression".
+    public func matchingSlots(below count: Int) -> [UInt32]? {
+        guard let predicate else { return nil }
+        if matchesNothing || count == 0 { return [] }
+        let words = (count + 63) / 64
+        // Slots where every field the expression names is readable.
+        var present = [UInt64](repeating: ~0, count: words)
+        for f in tags.indices {
+            var has = [UInt64](repeating: 0, count: words)
+            forEachEntry(f, below: count) { slot, tag, _ in
+                if tag != AttributeTable.Tag.unsupported.rawValue { has[slot >> 6] |= 1 << UInt64(slot & 63) }
+            }
+            for w in 0..<words { present[w] &= has[w] }
+        }
+        var result = evaluate(predicate, words: words, count: count)
+        var out: [UInt32] = []
+        for w in 0..<words {
+            var bits = result[w] & present[w]
+            while bits != 0 {
+                let b = bits.trailingZeroBitCount
+                out.append(UInt32(w * 64 + b))
+                bits &= bits - 1
+            }
+        }
+        result.removeAll()
+        return out
+    }
+
+    private func evaluate(_ p: Predicate, words: Int, count: Int) -> [UInt64] {
+        switch p {
+        case .and(let x, let y):
+            var a = evaluate(x, words: words, count: count)
+            let b = evaluate(y, words: words, count: count)
+            for w in 0..<words { a[w] &= b[w] }
+            return a
+        case .or(let x, let y):
+            var a = evaluate(x, words: words, count: count)
+            let b = evaluate(y, words: words, count: count)
+            for w in 0..<words { a[w] |= b[w] }
+            return a
+        case .not(let x):
+            var a = evaluate(x, words: words, count: count)
+            for w in 0..<words { a[w] = ~a[w] }
+            return a
+        case .compare(let f, let op, let literal):
+            var out = [UInt64](repeating: 0, count: words)
+            let c = number(literal)
+            let literalIsString: Bool
+            if case .string = literal { literalIsString = true } else { literalIsString = false }
+            forEachEntry(f, below: count) { slot, tag, payload in
+                let value: FilterValue
+                switch AttributeTable.Tag(rawValue: tag) {
+                case .number: value = .number(Double(bitPattern: payload))
+                case .string: value = .string(Int32(truncatingIfNeeded: payload))
+                case .null: value = .null
+                case .array: value = .tuple(Int32(truncatingIfNeeded: payload))
+                default: return
+                }
+                let pass: Bool
+                switch op {
+                case .equal, .notEqual:
+                    var same: Bool
+                    if case .number(let d) = value, !literalIsString { same = d == c } else { same = equal(value, literal) }
+                    if op == .notEqual { same.toggle() }
+                    pass = same
+                default:
+                    let v: Double
+                    if case .number(let d) = value { v = d } else { v = number(value) }
+                    switch op {
+                    case .greater: pass = v > c
+                    case .greaterOrEqual: pass = v >= c
+                    case .less: pass = v < c
+                    default: pass = v <= c
+                    }
+                }
+                if pass { out[slot >> 6] |= 1 << UInt64(slot & 63) }
+            }
+            return out
+        }
+    }
+
+    /// Calls `body(slot, tag, payload)` for each slot below `count` that has field `f` (any tag but absent).
+    private func forEachEntry(_ f: Int, below count: Int, _ body: (Int, UInt8, UInt64) -> Void) {
+        if dense[f] {
+            tags[f].withUnsafeBufferPointer { t in
+                bits[f].withUnsafeBufferPointer { b in
+                    for i in 0..<min(count, t.count) where t[i] != 0 { body(i, t[i], b[i]) }
+                }
+            }
+        } else {
+            for (slot, e) in sparse[f] where Int(slot) < count { body(Int(slot), e.tag.rawValue, e.bits) }
+        }
     }
 
     // MARK: Redis' conversions

@@ -97,6 +97,43 @@ final class FilterExpressionTests: XCTestCase {
         XCTAssertEqual(checked, 120_000)
     }
 
+    /// The column-at-a-time path (`matchingSlots`) against the interpreter, on random and/or/not trees of
+    /// field-versus-literal comparisons over dense and sparse columns with every value type.
+    func testColumnWiseEvaluationEqualsTheInterpreter() throws {
+        var rng = SplitMix(seed: 11)
+        let table = AttributeTable()
+        for slot in 0..<300 {
+            var parts: [String] = []
+            for name in ["a", "b", "s"] where rng.next() % 4 != 0 { parts.append("\"\(name)\": \(Reference.randomValue(&rng).1)") }
+            if slot % 50 == 0 { parts.append("\"rare\": \(slot % 3)") }  // a sparse column
+            if slot % 7 == 0 { parts.append("\"a\": {\"x\": 1}") }   // unsupported (repeated key: the first wins)
+            table.set(slot: UInt32(slot), attributes: Array(("{" + parts.joined(separator: ", ") + "}").utf8))
+        }
+        table.set(slot: 13, attributes: nil)
+        func leaf() -> String {
+            let field = ["a", "b", "s", "rare"][Int(rng.next() % 4)]
+            let op = ["==", "!=", "<", "<=", ">", ">="][Int(rng.next() % 6)]
+            let literal = ["0", "1", "-1", "3", "'x'", "''", "'3'"][Int(rng.next() % 7)]
+            return rng.next() % 2 == 0 ? ".\(field) \(op) \(literal)" : "\(literal) \(op) .\(field)"
+        }
+        func tree(_ depth: Int) -> String {
+            if depth == 0 || rng.next() % 3 == 0 { return leaf() }
+            switch rng.next() % 3 {
+            case 0: return "(\(tree(depth - 1)) and \(tree(depth - 1)))"
+            case 1: return "(\(tree(depth - 1)) or \(tree(depth - 1)))"
+            default: return "not (\(tree(depth - 1)))"
+            }
+        }
+        for _ in 0..<1_500 {
+            let text = tree(3)
+            let bound = BoundFilter(try FilterExpression(text), table: table)
+            let columnWise = try XCTUnwrap(bound.matchingSlots(below: 300), text)
+            XCTAssertEqual(columnWise, (0..<300).filter { bound.matches(slot: UInt32($0)) }.map { UInt32($0) }, text)
+        }
+        XCTAssertNil(BoundFilter(try FilterExpression(".a + 1 > 2"), table: table).matchingSlots(below: 300), "other shapes fall back")
+        XCTAssertNil(BoundFilter(try FilterExpression("'x' in .s"), table: table).matchingSlots(below: 300))
+    }
+
     func testTableReusesStringCodesAndColumnsTurnDense() {
         let table = AttributeTable()
         for slot in 0..<1_000 { table.set(slot: UInt32(slot), attributes: Array(#"{"k": "v\#(slot % 10)", "x": \#(slot)}"#.utf8)) }
