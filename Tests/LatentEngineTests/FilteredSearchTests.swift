@@ -13,20 +13,6 @@ final class FilteredSearchTests: XCTestCase {
     override func setUp() { directory = NSTemporaryDirectory() + "latentdb-filter-\(UUID().uuidString)" }
     override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
 
-    private func vector(_ i: Int, dim: Int) -> [Float] {
-        (0..<dim).map { d in Float(sin(Double(i * 31 + d * 7))) + Float(i % 17) * 0.1 }
-    }
-
-    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let info = c.info().testFields
-            if info["index-state"] == "ready" && info["pending"] == "0" { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        XCTFail("index did not become ready: \(c.info())")
-    }
-
     /// 4,000 elements, `.cat` = i % 1000: `.cat < 500` keeps 50%, `< 100` 10%, `< 10` 1%, `== 3` 0.1%.
     func testFilteredSearchEqualsTheExactFilteredAnswerOnEveryIndex() throws {
         let n = 4_000, dim = 16
@@ -38,15 +24,15 @@ final class FilteredSearchTests: XCTestCase {
             defer { catalog.close(); try? FileManager.default.removeItem(atPath: dir) }
             let c = try catalog.create(name: "c", dimension: dim, metric: .l2, index: IndexSpec(kind: kind))
             for i in 0..<n {
-                try c.upsert(id: ElementID("e\(i)"), vector: vector(i, dim: dim),
+                try c.upsert(id: ElementID("e\(i)"), vector: engineTestVector(i, dim: dim),
                              attributes: Array("{\"cat\": \(i % 1000), \"tag\": \"t\(i % 7)\"}".utf8))
             }
-            if kind != .flat { waitForIndex(c) }
+            if kind != .flat { waitForIndexReady(c) }
             for (expression, matching) in selectivities {
                 let filter = try FilterExpression(expression)
                 var recall = 0.0, walkRecall = 0.0
                 for q in 0..<20 {
-                    let query = vector(q * 97 + 5, dim: dim).map { $0 * 1.02 }
+                    let query = engineTestVector(q * 97 + 5, dim: dim).map { $0 * 1.02 }
                     let exact = try c.search(query, SearchParameters(k: 10), exact: true, filter: filter).map(\.id)
                     let (hits, plan) = try c.searchPlanned(query, SearchParameters(k: 10, ef: 100, nprobe: 8), filter: filter)
                     // The walk itself, whatever the planner would choose: COUNT results, all matching.
@@ -118,9 +104,9 @@ final class FilteredSearchTests: XCTestCase {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
         defer { catalog.close() }
         let c = try catalog.create(name: "c", dimension: 8, metric: .l2, index: IndexSpec(kind: .hnsw))
-        for i in 0..<500 { try c.upsert(id: ElementID("e\(i)"), vector: vector(i, dim: 8)) }
-        waitForIndex(c)
-        let query = vector(3, dim: 8)
+        for i in 0..<500 { try c.upsert(id: ElementID("e\(i)"), vector: engineTestVector(i, dim: 8)) }
+        waitForIndexReady(c)
+        let query = engineTestVector(3, dim: 8)
         let all = try c.search(query, SearchParameters(k: 20), exact: true).map(\.id)
         let excluded = Set(all.prefix(15))
         let hits = try c.search(query, SearchParameters(k: 10, ef: 10), excluding: excluded).map(\.id)

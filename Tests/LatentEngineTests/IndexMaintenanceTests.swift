@@ -18,19 +18,9 @@ final class IndexMaintenanceTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private func vector(_ i: Int, dim: Int) -> [Float] {
-        (0..<dim).map { d in Float(sin(Double(i * 31 + d * 7))) + Float(i % 17) * 0.1 }
-    }
+    private func vector(_ i: Int, dim: Int) -> [Float] { engineTestVector(i, dim: dim) }
 
-    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let info = c.info().testFields
-            if info["index-state"] == "ready" && info["pending"] == "0" { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        XCTFail("index did not become ready: \(c.info())")
-    }
+    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) { waitForIndexReady(c, timeout: timeout) }
 
     func testWritesAreVisibleImmediatelyWhileTheIndexBuilds() throws {
         for kind in [IndexSpec.Kind.hnsw, .ivf] {
