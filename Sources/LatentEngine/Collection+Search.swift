@@ -139,19 +139,19 @@ extension Collection {
         if exact || index.scansCollectionBuffer {
             // FLAT and TRUTH are exact either way; a selective filter is cheaper to test first.
             guard filtered, let allows else { return .fullScan }
-            return estimateSelectivity(allows).fraction < 0.25 ? .filteredScan : .fullScan
+            return estimateSelectivity(allows) < 0.25 ? .filteredScan : .fullScan
         }
         guard filtered, let allows else { return .index }
-        let estimate = estimateSelectivity(allows)
-        let expected = estimate.fraction * Double(slotOf.count)
-        if estimate.fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return .filteredScan }
+        let fraction = estimateSelectivity(allows)
+        let expected = fraction * Double(slotOf.count)
+        if fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return .filteredScan }
         return .index
     }
 
     /// The fraction of a fixed, evenly spaced sample of live slots that `allows` accepts.
-    private func estimateSelectivity(_ allows: SlotPredicate) -> (fraction: Double, sampled: Int) {
+    private func estimateSelectivity(_ allows: SlotPredicate) -> Double {
         let n = buffer.slotCount
-        guard n > 0 else { return (0, 0) }
+        guard n > 0 else { return 0 }
         let step = max(1, n / Self.selectivitySample)
         var sampled = 0, accepted = 0
         var s = step / 2
@@ -162,6 +162,6 @@ extension Collection {
             }
             s += step
         }
-        return sampled == 0 ? (0, 0) : (Double(accepted) / Double(sampled), sampled)
+        return sampled == 0 ? 0 : Double(accepted) / Double(sampled)
     }
 }

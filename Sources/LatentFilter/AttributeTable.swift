@@ -52,7 +52,7 @@ public final class AttributeTable {
     private var freeCodes: [Int32] = []
     private(set) var arrays: [[FilterValue]] = []
     private var freeArrays: [Int32] = []
-    /// Slots with at least one field (what VINFO's filter memory is divided by).
+    /// Slots with at least one selectable field.
     public private(set) var elementsWithFields = 0
     private var highestSlot = -1
 
