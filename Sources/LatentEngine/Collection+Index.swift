@@ -144,7 +144,8 @@ extension Collection {
     /// stays bounded. Runs after the writer mutex is released, taking the write lock per insert. One
     /// writer helps at a time (`helpMutex`; the others wait for it, which is the back-pressure): a queue
     /// of helpers on the writer-preferring state lock would keep searches out for as long as it lasts.
-    func helpIndexKeepUp() {
+    /// A batched upsert of `writes` elements helps as much as that many single writes.
+    func helpIndexKeepUp(writes: Int = 1) {
         let behind = state.withReadLock {
             !dropped && build == nil && ((pending.count > Collection.helpAbovePending && !index.cheapToAdd)
                 || index.deletedCount > Collection.helpAboveTombstones)
@@ -152,7 +153,7 @@ extension Collection {
         guard behind else { return }
         helpMutex.lock()
         defer { helpMutex.unlock() }
-        for _ in 0..<Collection.helpInsertsPerWrite {
+        for _ in 0..<(Collection.helpInsertsPerWrite * writes) {
             let inserted: Bool = state.withWriteLock {
                 guard !dropped, build == nil, index.isTrained, !index.cheapToAdd, !index.scansCollectionBuffer,
                       pending.count > Collection.helpAbovePending, let slot = pending.first else { return false }
@@ -165,7 +166,7 @@ extension Collection {
         }
         state.withWriteLock {
             guard !dropped, build == nil, index.deletedCount > Collection.helpAboveTombstones else { return }
-            _ = index.repair(until: DispatchTime.now().uptimeNanoseconds + Collection.helpRepairNanos, idle: true)
+            _ = index.repair(until: DispatchTime.now().uptimeNanoseconds + Collection.helpRepairNanos * UInt64(writes), idle: true)
             snapshotDirty = true
         }
     }

@@ -266,40 +266,117 @@ public final class Collection: @unchecked Sendable {
     /// `attributes` nil keeps the current attributes; the whole change is one WriteBatch.
     @discardableResult
     public func upsert(id: ElementID, vector: [Float], attributes: [UInt8]? = nil) throws -> Bool {
-        try Validation.elementId(id)
-        try Validation.vector(vector, collection: name, dimension: dimension, metric: metric)
-        let attrBytes = try attributes.map(Validation.attributes)
+        try upsert([Upsert(id: id, vector: vector, attributes: attributes.map { .set($0) } ?? .keep)])[0].get()
+    }
+
+    /// One element of a batched upsert.
+    public struct Upsert: Sendable {
+        /// What happens to the element's attributes.
+        public enum AttributeChange: Sendable, Equatable {
+            /// Kept on an update; none on an insert.
+            case keep
+            case set([UInt8])
+            /// Removed (Redis' `SETATTR ""`).
+            case remove
+        }
+        public var id: ElementID
+        public var vector: [Float]
+        public var attributes: AttributeChange
+
+        public init(id: ElementID, vector: [Float], attributes: AttributeChange = .keep) {
+            self.id = id
+            self.vector = vector
+            self.attributes = attributes
+        }
+    }
+
+    /// Inserts or replaces several elements with one RocksDB write (pipelined VADDs, bulk loads): one
+    /// result per item, in order, true when the item inserted a new element. An item that fails
+    /// validation fails alone; a failed write fails every valid item and changes nothing in memory.
+    /// Items apply in order, so an id given twice is inserted by the first and updated by the second.
+    public func upsert(_ items: [Upsert]) throws -> [Result<Bool, Error>] {
+        var results = [Result<Bool, Error>](repeating: .success(false), count: items.count)
+        var valid: [Int] = []
+        valid.reserveCapacity(items.count)
+        var attributeBytes = [[UInt8]?](repeating: nil, count: items.count)
+        for (i, item) in items.enumerated() {
+            do {
+                try Validation.elementId(item.id)
+                try Validation.vector(item.vector, collection: name, dimension: dimension, metric: metric)
+                if case .set(let bytes) = item.attributes { attributeBytes[i] = try Validation.attributes(bytes) }
+                valid.append(i)
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        guard !valid.isEmpty else { return results }
         defer {
             scheduleIndexMaintenance()
-            helpIndexKeepUp()
+            helpIndexKeepUp(writes: valid.count)
         }
-        return try withWriter {
-            let existing = slotOf[id]
-            let slot = existing ?? freeSlots.last ?? UInt32(idOf.count)
+        try withWriter {
+            // Slots for new ids come from the free list's end first, then past the last slot, exactly
+            // as one-by-one upserts would take them.
+            var assigned: [ElementID: UInt32] = [:]
+            var freeTaken = 0
+            var appended = 0
+            var slots = [UInt32](repeating: 0, count: items.count)
+            var isNew = [Bool](repeating: false, count: items.count)
             let batch = WriteBatch(for: store.db)
-            try storageCall {
-                try store.putVector(collection: collectionId, slot: slot, vectorBytes(vector), in: batch)
-                if existing == nil {
-                    try store.putIdMapping(collection: collectionId, id: id.bytes, slot: slot, in: batch)
-                    // A reused slot may still carry a deleted element's attributes.
-                    if attrBytes == nil { try store.putAttributes(collection: collectionId, slot: slot, nil, in: batch) }
+            do {
+                try storageCall {
+                    for i in valid {
+                        let item = items[i]
+                        let known = slotOf[item.id] ?? assigned[item.id]
+                        let slot: UInt32
+                        if let known {
+                            slot = known
+                        } else if freeTaken < freeSlots.count {
+                            slot = freeSlots[freeSlots.count - 1 - freeTaken]
+                            freeTaken += 1
+                        } else {
+                            slot = UInt32(idOf.count + appended)
+                            appended += 1
+                        }
+                        slots[i] = slot
+                        isNew[i] = known == nil
+                        if known == nil { assigned[item.id] = slot }
+                        try store.putVector(collection: collectionId, slot: slot, vectorBytes(item.vector), in: batch)
+                        if known == nil { try store.putIdMapping(collection: collectionId, id: item.id.bytes, slot: slot, in: batch) }
+                        switch item.attributes {
+                        case .set: try store.putAttributes(collection: collectionId, slot: slot, attributeBytes[i], in: batch)
+                        case .remove: try store.putAttributes(collection: collectionId, slot: slot, nil, in: batch)
+                        // A reused slot may still carry a deleted element's attributes.
+                        case .keep: if known == nil { try store.putAttributes(collection: collectionId, slot: slot, nil, in: batch) }
+                        }
+                    }
+                    try store.db.write(batch)
                 }
-                if let attrBytes { try store.putAttributes(collection: collectionId, slot: slot, attrBytes, in: batch) }
-                try store.db.write(batch)
+            } catch {
+                for i in valid { results[i] = .failure(error) }
+                return
             }
             state.withWriteLock {
-                if existing == nil {
-                    if freeSlots.last == slot { freeSlots.removeLast() }
-                    if Int(slot) == idOf.count { idOf.append(id) } else { idOf[Int(slot)] = id }
-                    slotOf[id] = slot
+                for i in valid {
+                    let item = items[i], slot = slots[i]
+                    if isNew[i] {
+                        if freeSlots.last == slot { freeSlots.removeLast() }
+                        if Int(slot) == idOf.count { idOf.append(item.id) } else { idOf[Int(slot)] = item.id }
+                        slotOf[item.id] = slot
+                    }
+                    switch item.attributes {
+                    case .set: attributeTable.set(slot: slot, attributes: attributeBytes[i] ?? [])
+                    case .remove: attributeTable.clear(slot: slot)
+                    case .keep: if isNew[i] { attributeTable.clear(slot: slot) }
+                    }
+                    // The vector was validated to have `dimension` >= 1 components: its base address exists.
+                    item.vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
+                    noteChanged(slot: slot, live: true)
+                    results[i] = .success(isNew[i])
                 }
-                if let attrBytes { attributeTable.set(slot: slot, attributes: attrBytes) } else if existing == nil { attributeTable.clear(slot: slot) }
-                // The vector was validated to have `dimension` >= 1 components: its base address exists.
-                vector.withUnsafeBufferPointer { buffer.set(slot: Int(slot), $0.baseAddress!) }
-                noteChanged(slot: slot, live: true)
             }
-            return existing == nil
         }
+        return results
     }
 
     /// Deletes an element with its vector and attributes. Returns false when it did not exist.

@@ -4,8 +4,10 @@ import LatentVectors
 /// Input checks shared by every write path; each throws the `EngineError` that names the problem.
 enum Validation {
     static func collectionName(_ name: String) throws {
-        let ok = !name.isEmpty && name.utf8.count <= 128 && name.unicodeScalars.allSatisfy {
-            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "_-.:".unicodeScalars.contains($0)
+        // ASCII letters, digits and `_-.:` (checked per byte: this runs on every write).
+        let ok = !name.isEmpty && name.utf8.count <= 128 && name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == 0x5F || b == 0x2D || b == 0x2E || b == 0x3A
         }
         if !ok { throw EngineError.invalidCollectionName(name) }
     }

@@ -111,6 +111,12 @@ extension CommandExecutor {
     /// VADD: creates the set on a missing key as Redis does (COSINE, HNSW, Q8 unless NOQUANT/BIN, REDUCE's
     /// projection); on an existing one, a quantization, M or REDUCE that contradicts it is an error.
     private func add(_ r: VAddRequest) throws -> RESPValue {
+        let (c, item) = try prepareAdd(r)
+        return .boolean(try c.upsert([item])[0].get())
+    }
+
+    /// VADD's checks against the set (created here when missing, as Redis does) and the element to write.
+    func prepareAdd(_ r: VAddRequest) throws -> (Collection, Collection.Upsert) {
         let encoding: VectorEncoding? = r.quantization.map {
             switch $0 {
             case .noquant: return .fp32
@@ -123,22 +129,20 @@ extension CommandExecutor {
             projection: r.reduce.map { _ in Projection(inputDimension: r.vector.count, seed: UInt64.random(in: 1...UInt64.max)) })
         let (c, created) = try catalog.collectionCreatingIfMissing(r.key, creation)
         if !created {
-            if let encoding, encoding != c.encoding { return .err("asked quantization mismatch with existing vector set") }
+            if let encoding, encoding != c.encoding { throw CommandError.syntax("asked quantization mismatch with existing vector set") }
             let spec = c.definition.index
             if let m = r.m, spec.kind == .hnsw, IndexSpec.hnswParameters(m: spec.m, efConstruction: nil).m != m {
-                return .err("asked M value mismatch with existing vector set")
+                throw CommandError.syntax("asked M value mismatch with existing vector set")
             }
             if let reduce = r.reduce {
-                guard c.projection != nil else { return .err("cannot add projection to existing set without projection") }
-                guard reduce == c.dimension else { return .err("projection dimension mismatch with existing set") }
+                guard c.projection != nil else { throw CommandError.syntax("cannot add projection to existing set without projection") }
+                guard reduce == c.dimension else { throw CommandError.syntax("projection dimension mismatch with existing set") }
             }
         }
         let vector = try c.projectedInput(r.vector)
-        // SETATTR "" on an update removes the attributes, as in Redis.
-        let removeAttributes = r.attributes?.isEmpty == true
-        let added = try c.upsert(id: r.element, vector: vector, attributes: removeAttributes ? nil : r.attributes)
-        if removeAttributes && !added { _ = try c.setAttributes(id: r.element, json: []) }
-        return .boolean(added)
+        // SETATTR "" removes the attributes, as in Redis.
+        let attributes: Collection.Upsert.AttributeChange = r.attributes.map { $0.isEmpty ? .remove : .set($0) } ?? .keep
+        return (c, Collection.Upsert(id: r.element, vector: vector, attributes: attributes))
     }
 
     /// VSIM through the result cache: the collections' versions are read before searching, so an answer

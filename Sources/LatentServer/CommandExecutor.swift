@@ -66,7 +66,7 @@ public final class CommandExecutor: @unchecked Sendable {
     let gate = ReadWriteLock()
     /// Set when memory holds writes the store refused (a failed EXEC commit): every request but INFO,
     /// PING and SHUTDOWN is refused until a restart. Guarded by its box.
-    private let divergedReason = NIOLockedValueBox<String?>(nil)
+    let divergedReason = NIOLockedValueBox<String?>(nil)
 
     func diverge(_ reason: String) { divergedReason.withLockedValue { $0 = reason } }
 
@@ -120,9 +120,24 @@ public final class CommandExecutor: @unchecked Sendable {
         outcomes.reserveCapacity(batch.count)
         var names: [String] = []
         var wrote: [Int] = []
-        for args in batch {
+        var position = 0
+        while position < batch.count {
             // The client is gone: its remaining requests are not run (their replies could not be sent).
             if isCancelled() { break }
+            if let group = vaddGroup(batch, from: position, session: session) {
+                for var outcome in runVAddGroup(group, session: session) {
+                    outcome.version = session.protocolVersion
+                    names.append("vadd")
+                    if !outcome.reply.isError { wrote.append(outcomes.count) }
+                    replyBytes += ResultCache.size(of: outcome.reply)
+                    outcomes.append(outcome)
+                }
+                position += group.count
+                if replyBytes >= replyBudgetBytes { break }
+                continue
+            }
+            let args = batch[position]
+            position += 1
             var (outcome, command) = execute(args, session: session)
             outcome.version = session.protocolVersion
             if let command {
@@ -184,12 +199,8 @@ public final class CommandExecutor: @unchecked Sendable {
                 return Outcome(reply: try cachedSimilar(request, args: args))
             }
             return try run(command, session: session)
-        } catch let e as EngineError {
-            return Outcome(reply: .error("\(e.code) \(e.message)"))
-        } catch let e as CommandError {
-            return Outcome(reply: .err(e.message))
         } catch {
-            return Outcome(reply: .err("\(error)"))
+            return Outcome(reply: Self.errorReply(error))
         }
     }
 

@@ -176,6 +176,34 @@ final class CommandExecutorTests: XCTestCase {
         XCTAssertEqual(outcomes.map(\.after), [.none, .close])
         XCTAssertEqual(e.execute(batch: [[ByteBuffer(string: "SHUTDOWN")]], session: s)[0].after, .shutdown)
     }
+
+    /// Pipelined VADDs to one key are written as one group (CommandExecutor+VAddGroups); the replies and
+    /// the data must be exactly those of the same requests sent one by one.
+    func testPipelinedVAddsReplyExactlyAsOneByOne() throws {
+        let lines = ["VCREATE f DIM 2 METRIC L2", "VADD f VALUES 2 1 0 a", "VADD f VALUES 2 1 1 b", "VADD f VALUES 2 0 0 a",
+                     "VADD f VALUES 3 1 1 1 c", "VADD f VALUES 2 nan 1 d", "VADD f VALUES 2 5 5 e SETATTR {\"x\":1}",
+                     "VADD f VALUES 2 5 6 e", "VADD f VALUES 2 5 7 e SETATTR", "VADD f Q8 VALUES 2 1 2 g",
+                     "VADD other VALUES 2 1 0 a", "VADD other VALUES 2 0 1 b", "VADD other REDUCE 1 VALUES 2 1 1 z",
+                     "VADD f VALUES 2 9 9 h", "VADD f VALUES 2 9 9 a", "VCARD f", "VCARD other", "VGETATTR f e", "VEMB f a"]
+        let requests = lines.map { line -> [ByteBuffer] in
+            var words = line.split(separator: " ").map { ByteBuffer(string: String($0)) }
+            if line.hasSuffix("SETATTR") { words.append(ByteBuffer(string: "")) } // SETATTR "": remove
+            return words
+        }
+        let e = executor(), s = Session(id: 1, authenticated: true)
+        let together = e.execute(batch: requests, session: s).map { $0.reply.asSeenByRESP2 }
+        catalog.close()
+        try FileManager.default.removeItem(atPath: directory)
+        catalog = try CollectionCatalog(directory: directory, fsync: .always)
+        let e2 = executor()
+        let apart = requests.map { e2.execute(batch: [$0], session: s)[0].reply.asSeenByRESP2 }
+        XCTAssertEqual(together, apart)
+        XCTAssertEqual(together[1...3], [.integer(1), .integer(1), .integer(0)])
+        XCTAssertTrue(together[4].isError && together[5].isError, "\(together[4]) \(together[5])")
+        XCTAssertTrue(together[9].isError, "Q8 on an FP32 set is an error: \(together[9])")
+        XCTAssertEqual(together[15], .integer(4)) // a, b, e, h
+        XCTAssertEqual(together[17], .null, "SETATTR \"\" removed e's attributes")
+    }
 }
 
 extension RESPValue {
