@@ -229,9 +229,9 @@ public final class CommandExecutor: @unchecked Sendable {
         case "id": return .integer(session.id)
         case "list":
             let lines = clients.all.map { $0.listLine() }
-            return .bulk(lines.map { $0 + "\n" }.joined())
+            return .verbatim(lines.map { $0 + "\n" }.joined())
         case "info":
-            return .bulk((clients.record(session.id)?.listLine() ?? "id=\(session.id)") + "\n")
+            return .verbatim((clients.record(session.id)?.listLine() ?? "id=\(session.id)") + "\n")
         case "kill":
             guard arguments.count == 2, arguments[0].lowercased() == "id", let id = Int(arguments[1]) else {
                 return .err("syntax error: latentd supports CLIENT KILL ID client-id")
@@ -339,14 +339,15 @@ public final class CommandExecutor: @unchecked Sendable {
                 ("mode", .bulk("standalone")), ("role", .bulk("master")), ("modules", .array([])),
             ]))
         case .info(let sections):
-            return Outcome(reply: .bulk(InfoReport(executor: self).render(sections: sections)))
+            // Verbatim text in RESP3, a bulk string in RESP2, as Redis answers INFO.
+            return Outcome(reply: .verbatim(InfoReport(executor: self).render(sections: sections)))
         case .shutdown:
             return Outcome(reply: .ok, after: .shutdown)
         case .command(let sub):
             // redis-cli asks for COMMAND DOCS on connect; an empty answer makes it fall back to plain mode.
             return Outcome(reply: sub == "count" ? .integer(0) : .array([]))
         case .configGet(let patterns):
-            return Outcome(reply: .array(configGet(patterns)))
+            return Outcome(reply: .map(configGet(patterns))) // flat pairs in RESP2, a map in RESP3, as Redis 7+
         case .configSet(let flat):
             let pairs = stride(from: 0, to: flat.count, by: 2).map { (flat[$0], flat[$0 + 1]) }
             do {

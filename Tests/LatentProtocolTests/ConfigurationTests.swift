@@ -122,7 +122,7 @@ final class ConfigurationTests: XCTestCase {
         let s = Session(id: 1, authenticated: true)
         func run(_ args: String...) -> RESPValue { e.execute(batch: [args.map { ByteBuffer(string: $0) }], session: s)[0].reply }
         func pairs(_ v: RESPValue) -> [String: String] {
-            guard case .array(let items) = v else { return [:] }
+            guard case .map(let items) = v else { return [:] } // a map in RESP3, flat pairs in RESP2
             let strings = items.map { item -> String in if case .bulkString(let b) = item { return String(buffer: b) } else { return "" } }
             return Dictionary(uniqueKeysWithValues: stride(from: 0, to: strings.count, by: 2).map { (strings[$0], strings[$0 + 1]) })
         }

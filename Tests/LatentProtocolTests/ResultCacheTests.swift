@@ -80,8 +80,8 @@ final class CachedSearchTests: XCTestCase {
         _ = run(e, "VCREATE items DIM 2 METRIC IP")
         _ = run(e, "VADD items VALUES 2 0 1 z")
         XCTAssertEqual(run(e, query), .array([.bulk("z")]))
-        guard case .bulkString(let info) = run(e, "INFO stats") else { return XCTFail() }
-        XCTAssertTrue(String(buffer: info).contains("query_cache_hits:1"))
+        guard case .verbatim(let info) = run(e, "INFO stats") else { return XCTFail() }
+        XCTAssertTrue(info.contains("query_cache_hits:1"))
     }
 
     // Regression (issue 7): the cache identified collections by object address + version, so a collection

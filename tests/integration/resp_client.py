@@ -42,6 +42,12 @@ class Client:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def read_reply_typed(self):
+        """The reply with its RESP type byte (`*`, `%`, `$`, ...), to check reply shapes."""
+        while not self.buf:
+            self._fill()
+        return self.buf[:1].decode(), self.read_reply()
+
     def read_reply(self):
         line = self._line()
         t, rest = line[:1], line[1:]
