@@ -8,6 +8,21 @@ public enum TrainingMethod: String, CaseIterable, Sendable {
     case sgd
     /// Alternating least squares with L2 regularisation; each side solved in parallel, k x k Cholesky.
     case als
+    /// Implicit-feedback weighted ALS with conjugate-gradient solves (`ImplicitALS`): for top-N ranking.
+    case ials
+    /// Bayesian personalised ranking with uniform negative sampling (`BPR`): for top-N ranking.
+    case bpr
+
+    /// Whether the method fits rating values (RMSE means something) or ranks interactions.
+    public var predictsRatings: Bool { self == .sgd || self == .als }
+}
+
+/// How implicit ALS turns a rating r into a confidence.
+public enum ImplicitConfidence: String, CaseIterable, Sendable {
+    /// 1 + alpha * r
+    case linear
+    /// 1 + alpha * log(1 + r / epsilon)
+    case log
 }
 
 public struct TrainingParameters: Sendable {
@@ -18,6 +33,14 @@ public struct TrainingParameters: Sendable {
     public var regularization: Float = 0.02
     public var biased = false
     public var seed: UInt64 = 42
+    /// Implicit ALS: confidence scaling (see `ImplicitConfidence`), epsilon of the log form, and CG steps
+    /// per least-squares solve.
+    public var alpha: Float = 1
+    public var confidence: ImplicitConfidence = .linear
+    public var logEpsilon: Float = 1
+    public var cgSteps = 3
+    /// Worker threads for ials, bpr and evaluation (0: one per core).
+    public var threads = 0
 
     public init() {}
 }
@@ -40,6 +63,13 @@ public struct Model: Sendable {
     public func predictAllowingUnknown(user u: Int, item i: Int) -> Float {
         if u >= 0 && i >= 0 { return predict(user: u, item: i) }
         return globalMean + (u >= 0 ? userBias[u] : 0) + (i >= 0 ? itemBias[i] : 0)
+    }
+
+    /// What orders one user's items: p_u . q_i + b_i (the mean and the user's bias are the same for all).
+    public func rankingScore(user u: Int, item i: Int) -> Float {
+        var s = itemBias[i]
+        for f in 0..<factors { s += userFactors[u * factors + f] * itemFactors[i * factors + f] }
+        return s
     }
 
     public func predict(user u: Int, item i: Int) -> Float {
@@ -76,6 +106,11 @@ public enum MatrixFactorization {
     /// (for progress and per-epoch test RMSE).
     public static func train(_ ratings: [Rating], users: Int, items: Int, _ p: TrainingParameters,
                              onEpoch: (Int, Model) -> Void = { _, _ in }) -> Model {
+        switch p.method {
+        case .ials: return ImplicitALS.train(ratings, users: users, items: items, p, onIteration: onEpoch)
+        case .bpr: return BPR.train(ratings, users: users, items: items, p, onEpoch: onEpoch)
+        case .sgd, .als: break
+        }
         var rng = SplitMix64(seed: p.seed)
         let k = p.factors
         let mean = ratings.isEmpty ? 0 : Float(ratings.reduce(0.0) { $0 + Double($1.value) } / Double(ratings.count))
@@ -101,6 +136,7 @@ public enum MatrixFactorization {
                 model.itemFactors = alsSolve(fixed: model.userFactors, groups: byItem, otherIndex: \.user, mean: mean, k: k, lambda: p.regularization)
                 onEpoch(epoch, model)
             }
+        case .ials, .bpr: break
         }
         return model
     }

@@ -22,7 +22,18 @@ public enum ModelExport {
             "ratings": data.ratings.count, "data_checksum_fnv1a64": String(format: "%016llx", data.checksum),
             "vector_dimension": users.columns, "metrics": metrics,
         ]
-        if p.biased {
+        if p.method == .ials {
+            json["alpha"] = p.alpha
+            json["confidence"] = p.confidence.rawValue
+            json["log_epsilon"] = p.logEpsilon
+            json["cg_steps"] = p.cgSteps
+        }
+        if p.method == .ials {
+            json["serving_vectors"] = "user . item = x_u . y_i, the predicted preference (implicit ALS): higher ranks first"
+        } else if p.method == .bpr {
+            json["serving_vectors"] = "item bias folded in: item = [q_i, b_i], user = [p_u, 1]; user . item = p_u . q_i + b_i, "
+                + "the BPR score: higher ranks first"
+        } else if p.biased {
             json["serving_vectors"] = "biases folded in: item = [q_i, b_i], user = [p_u, 1]; user . item = p_u . q_i + b_i, "
                 + "which ranks a user's items as the predicted rating mean + b_u + b_i + p_u . q_i does"
         } else if p.method == .als {

@@ -18,6 +18,8 @@ public struct RatingsData: Sendable {
     public var userIds: [String] = []
     public var itemIds: [String] = []
     public var ratings: [Rating] = []
+    /// Unix times beside `ratings` (MovieLens formats); empty when the file has none (plain CSV).
+    public var timestamps: [Int64] = []
     /// FNV-1a 64 of the file's bytes, recorded in model.json so a model names the data it came from.
     public var checksum: UInt64 = 0
 
@@ -107,6 +109,12 @@ public enum RatingsReader {
                 out.itemIds.append(String(item))
             }
             out.ratings.append(Rating(user: u, item: i, value: value))
+            if detected != .plain {
+                guard let t = Int64(fields[3].trimmingCharacters(in: .whitespaces)) else {
+                    throw RatingsError("\(name):\(lineNumber): timestamp '\(fields[3].prefix(32))' is not an integer")
+                }
+                out.timestamps.append(t)
+            }
         }
         guard !out.ratings.isEmpty else { throw RatingsError("\(name) holds no ratings") }
         return out

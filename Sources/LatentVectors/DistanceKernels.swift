@@ -1,3 +1,5 @@
+import Foundation
+
 /// SIMD distance kernels over raw float buffers.
 ///
 /// Plain Swift float loops keep strict IEEE summation order, so the compiler will not vectorise them.
@@ -190,5 +192,50 @@ public enum FactorUpdate {
             q[i] += lr * (e * pf - reg * qf)
             i += 1
         }
+    }
+
+    /// y += a x over `n` floats (the conjugate-gradient updates of implicit ALS).
+    public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        let av = SIMD8<Float>(repeating: a)
+        while i + 8 <= n {
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv + av * xv, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            y[i] += a * x[i]
+            i += 1
+        }
+    }
+
+    /// One BPR step for user row p, liked item row qi and sampled item row qj (Rendle et al. 2009):
+    /// x = p . (qi - qj), z = 1 / (1 + e^x), then p += lr (z (qi - qj) - reg p), qi += lr (z p - reg qi),
+    /// qj += lr (-z p - reg qj), all from the old values. Returns z (how wrong the pair was ranked).
+    public static func bprStep(_ p: UnsafeMutablePointer<Float>, _ qi: UnsafeMutablePointer<Float>,
+                               _ qj: UnsafeMutablePointer<Float>, _ n: Int, learningRate lr: Float,
+                               regularization reg: Float) -> Float {
+        let x = DistanceKernels.dotInline(p, qi, n) - DistanceKernels.dotInline(p, qj, n)
+        let z = 1 / (1 + Foundation.exp(x))
+        var i = 0
+        let lz = SIMD8<Float>(repeating: lr * z), keep = SIMD8<Float>(repeating: 1 - lr * reg)
+        while i + 8 <= n {
+            let pv = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            let iv = UnsafeRawPointer(qi + i).loadUnaligned(as: SIMD8<Float>.self)
+            let jv = UnsafeRawPointer(qj + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: pv * keep + lz * (iv - jv), as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(qi + i).storeBytes(of: iv * keep + lz * pv, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(qj + i).storeBytes(of: jv * keep - lz * pv, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            let pf = p[i], fi = qi[i], fj = qj[i]
+            p[i] += lr * (z * (fi - fj) - reg * pf)
+            qi[i] += lr * (z * pf - reg * fi)
+            qj[i] += lr * (-z * pf - reg * fj)
+            i += 1
+        }
+        return z
     }
 }
