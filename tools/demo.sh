@@ -8,8 +8,10 @@ PORT=${PORT:-7399}
 work=$(mktemp -d /tmp/latentdb-demo-XXXX)
 trap 'redis-cli -p $PORT SHUTDOWN >/dev/null 2>&1 || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-echo "== training (biased SGD, 32 factors, 30 epochs) on $SAMPLE/ratings.csv"
-.build/release/latentctl train $SAMPLE/ratings.csv --biased --factors 32 --epochs 30 --lr 0.01 --reg 0.05 --out "$work/model" | tail -6
+echo "== training (implicit ALS, 32 factors, 15 iterations) on $SAMPLE/ratings.csv; precision@10 on a held-out 20%"
+.build/release/latentctl train $SAMPLE/ratings.csv --method ials --out "$work/model" \
+  | grep -A1 -E "^model|^baselines" | grep -E "precision" | sed -E 's/^ +//; s/  recall.*//; s/^precision/model        precision/'
+
 .build/release/latentd --port "$PORT" --data-dir "$work/data" --log-level warning &
 until redis-cli -p "$PORT" PING >/dev/null 2>&1; do sleep 0.1; done
 echo "== loading into latentd on port $PORT (online, pipelined FP32 VADDs)"

@@ -85,6 +85,8 @@ struct Train: ParsableCommand {
     @Option(help: "Held-out ratings at least this count as relevant.") var relevantMin: Float = 4
     @Option(help: "Evaluate on this ratings file instead of a hold-out (the whole input trains).") var testFile: String?
     @Option(help: "Output directory (users.npy, items.npy, users.ids, items.ids, model.json).") var out: String?
+    @Flag(help: "Only train on every rating and write --out (no held-out report; evaluate later with latentctl eval).")
+    var noEvaluate = false
 
     func validate() throws {
         if let factors { guard factors >= 1, factors <= 4095 else { throw ValidationError("--factors must be 1...4095") } }
@@ -94,6 +96,7 @@ struct Train: ParsableCommand {
         guard epsilon > 0 else { throw ValidationError("--epsilon must be above 0") }
         guard cgSteps >= 1 else { throw ValidationError("--cg-steps must be at least 1") }
         guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or more") }
+        if noEvaluate && out == nil { throw ValidationError("--no-evaluate needs --out: there would be nothing to show") }
     }
 
     var parameters: TrainingParameters {
@@ -121,6 +124,14 @@ struct Train: ParsableCommand {
         print("\(data.ratings.count) ratings, \(data.userCount) users, \(data.itemCount) items; "
               + "\(method.rawValue)\(biased ? " biased" : ""), k=\(p.factors), \(p.epochs) \(method == .ials ? "iterations" : "epochs")")
         if let testFile { return try evaluateOnFile(testFile, data: data, p) }
+        if noEvaluate, let out {
+            let start = Date()
+            let model = MatrixFactorization.train(data.ratings, users: data.userCount, items: data.itemCount, p)
+            let seconds = Date().timeIntervalSince(start)
+            try ModelExport.write(model, data: data, parameters: p, metrics: ["evaluated_on": "not evaluated (--no-evaluate)"], to: out)
+            print(String(format: "trained in %.3f s; wrote %@", seconds, out))
+            return
+        }
 
         let splits = try splitting.splits(of: data)
         var results: [RankingMetrics] = []
