@@ -20,9 +20,13 @@ public struct CollectionDefinition: Codable, Equatable, Sendable {
     public var expiresAt: Int64?
     /// Created by a VADD on a missing key (as a Redis vector set): removed when its last element is.
     public var implicit: Bool?
+    /// The training parameters of the model the vectors came from (`latentctl load`), for fold-in and VINFO.
+    public var model: ModelParameters?
 
     public init(id: UInt32, name: String, dimension: Int, metric: Metric, index: IndexSpec,
-                encoding: VectorEncoding? = nil, projection: Projection? = nil, expiresAt: Int64? = nil, implicit: Bool? = nil) {
+                encoding: VectorEncoding? = nil, projection: Projection? = nil, expiresAt: Int64? = nil, implicit: Bool? = nil,
+                model: ModelParameters? = nil) {
+        self.model = model
         self.id = id
         self.name = name
         self.dimension = dimension
@@ -69,6 +73,14 @@ public final class Collection: @unchecked Sendable {
     }
     public let encoding: VectorEncoding
     public let projection: Projection?
+    public let model: ModelParameters?
+    /// Fold-in's Y^T Y and the write version it was computed at; guarded by `gramLock`.
+    private var storedGram: (version: UInt64, gram: [Double])?
+    private let gramLock = NSLock()
+    var gramCache: (version: UInt64, gram: [Double])? {
+        get { gramLock.withLock { storedGram } }
+        set { gramLock.withLock { storedGram = newValue } }
+    }
     /// The projection's matrix, computed once (empty without a projection).
     let projectionMatrix: [Float]
     public let implicit: Bool
@@ -116,6 +128,7 @@ public final class Collection: @unchecked Sendable {
         storedExpiresAt = definition.expiresAt
         encoding = definition.encoding ?? .fp32
         projection = definition.projection
+        model = definition.model
         projectionMatrix = definition.projection?.matrix(outputDimension: definition.dimension) ?? []
         implicit = definition.implicit ?? false
         dimension = definition.dimension
@@ -133,7 +146,7 @@ public final class Collection: @unchecked Sendable {
         state.withReadLock {
             CollectionDefinition(id: collectionId, name: name, dimension: dimension, metric: metric, index: indexSpec,
                                  encoding: encoding == .fp32 ? nil : encoding, projection: projection, expiresAt: expiresAt,
-                                 implicit: implicit ? true : nil)
+                                 implicit: implicit ? true : nil, model: model)
         }
     }
 

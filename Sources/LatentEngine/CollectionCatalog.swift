@@ -248,13 +248,14 @@ public final class CollectionCatalog: @unchecked Sendable {
 
     /// Creates a collection; throws `collectionExists` when the name is taken.
     @discardableResult
-    public func create(name: String, dimension: Int, metric: Metric, index: IndexSpec = .flat) throws -> Collection {
+    public func create(name: String, dimension: Int, metric: Metric, index: IndexSpec = .flat,
+                       model: ModelParameters? = nil) throws -> Collection {
         try Validation.collectionName(name)
         try Validation.dimension(dimension)
         lock.lock()
         defer { lock.unlock() }
         if collections[name] != nil { throw EngineError.collectionExists(name) }
-        return try createLocked(name: name, dimension: dimension, metric: metric, index: index)
+        return try createLocked(name: name, dimension: dimension, metric: metric, index: index, model: model)
     }
 
     /// What a VADD on a missing key creates, as Redis creates a vector set: COSINE, HNSW with VADD's M,
@@ -287,12 +288,12 @@ public final class CollectionCatalog: @unchecked Sendable {
     }
 
     private func createLocked(name: String, dimension: Int, metric: Metric, index: IndexSpec, encoding: VectorEncoding? = nil,
-                              projection: Projection? = nil, implicit: Bool = false) throws -> Collection {
+                              projection: Projection? = nil, implicit: Bool = false, model: ModelParameters? = nil) throws -> Collection {
         let batch = WriteBatch(for: store.db)
         let definition = try storageCall {
             CollectionDefinition(id: try store.reserveCollectionId(in: batch), name: name, dimension: dimension,
                                  metric: metric, index: index.resolved, encoding: encoding == .fp32 ? nil : encoding,
-                                 projection: projection, implicit: implicit ? true : nil)
+                                 projection: projection, implicit: implicit ? true : nil, model: model)
         }
         let encoded = try JSONEncoder().encode(definition)
         try storageCall {

@@ -19,6 +19,9 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case storage(String)
     /// The store cannot take writes now (stopped after a storage error, or opened read-only); reads work.
     case writesRefused(String)
+    /// FOLDIN on a collection loaded without model parameters.
+    case noModelParameters(String)
+    case invalidFoldIn(String)
 
     public static let maxDimension = 4096
     public static let maxElementIdBytes = 512
@@ -57,6 +60,10 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .storage(let m):
             return "storage error: \(m)"
         case .writesRefused(let m):
+            return m
+        case .noModelParameters(let n):
+            return "collection '\(n)' has no model parameters for FOLDIN: load it with latentctl load --model-dir (which stores model.json's regularisation and confidence)"
+        case .invalidFoldIn(let m):
             return m
         }
     }

@@ -8,6 +8,8 @@ public enum QueryInput: Equatable, Sendable {
     case vector([Float])
     /// An element's stored vector, from `collection` (another one, with FROM) or from the searched one.
     case element(ElementID, from: String?)
+    /// FOLDIN n item... [WEIGHTS w...]: a new user's vector computed from the items they interacted with.
+    case foldIn(items: [ElementID], weights: [Float]?)
 }
 
 public struct VSimRequest: Equatable, Sendable {
@@ -115,7 +117,8 @@ public enum Command: Equatable, Sendable {
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
     case hello(protocolVersion: Int?, auth: Credentials?, setName: String?)
     case dbsize
-    case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec)
+    /// `model`: MODEL's JSON (the training parameters `latentctl load` stores), decoded by the executor.
+    case vcreate(key: String, dimension: Int, metric: Metric, index: IndexSpec, model: String? = nil)
     case vadd(VAddRequest)
     case vsim(VSimRequest)
     case vlinks(key: String, element: ElementID, withScores: Bool)

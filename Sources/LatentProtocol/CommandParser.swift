@@ -104,12 +104,13 @@ public enum CommandParser {
         }
     }
 
-    // VCREATE key DIM d [METRIC COSINE|L2|IP] [INDEX FLAT|HNSW|IVF] [M m] [EF_CONSTRUCTION n] [NLIST n]
+    // VCREATE key DIM d [METRIC COSINE|L2|IP] [INDEX FLAT|HNSW|IVF] [M m] [EF_CONSTRUCTION n] [NLIST n] [MODEL json]
     static func parseVCreate(_ a: inout Arguments) throws -> Command {
         try a.arity(4...)
         let key = a.string(1)
         var dimension: Int?
         var metric = Metric.cosine
+        var model: String?
         var i = 2
         var rest: [Int] = []
         while i < a.count {
@@ -123,6 +124,7 @@ public enum CommandParser {
                     throw CommandError.syntax("unknown METRIC '\(value)': use COSINE, L2 or IP")
                 }
                 metric = m
+            case "MODEL": model = value
             default:
                 rest += [i, i + 1]
             }
@@ -132,7 +134,7 @@ public enum CommandParser {
         let index = try parseIndexOptions(a, positions: rest, base: .flat, command: "VCREATE",
                                           also: "DIM, METRIC, ", kindGiven: &kindGiven)
         guard let dimension else { throw CommandError.syntax("VCREATE needs DIM d") }
-        return .vcreate(key: key, dimension: dimension, metric: metric, index: index)
+        return .vcreate(key: key, dimension: dimension, metric: metric, index: index, model: model)
     }
 
     /// INDEX / M / EF_CONSTRUCTION / NLIST pairs, shared by VCREATE and VREBUILD.
@@ -214,7 +216,7 @@ public enum CommandParser {
         return .vadd(request)
     }
 
-    // VSIM key (ELE element [FROM other] | VALUES n ... | FP32 blob) [COUNT k] [WITHSCORES] [WITHATTRIBS]
+    // VSIM key (ELE element [FROM other] | VALUES n ... | FP32 blob | FOLDIN n item... [WEIGHTS w...]) [COUNT k] [WITHSCORES] [WITHATTRIBS]
     //      [EF ef] [NPROBE p] [TRUTH] [NOTHREAD] [EPSILON d] [FILTER expr] [FILTER-EF n] [EXCLUDE-SEEN]
     static func parseVSim(_ a: inout Arguments) throws -> Command {
         try a.arity(3...)
@@ -232,6 +234,24 @@ public enum CommandParser {
                 i += 2
             }
             input = .element(element, from: from)
+        } else if a.string(i).uppercased() == "FOLDIN" {
+            let n = i + 1 < a.count ? try a.integer(i + 1, what: "FOLDIN") : 0
+            guard n >= 1 else { throw CommandError.syntax("FOLDIN needs a count of items >= 1 and the items: FOLDIN n item1 .. itemn") }
+            guard n <= a.count - i - 2 else { throw CommandError.syntax("FOLDIN \(n) needs \(n) items; fewer were given") }
+            let items = (0..<n).map { a.element(i + 2 + $0) }
+            i += 2 + n
+            var weights: [Float]?
+            if i < a.count && a.string(i).uppercased() == "WEIGHTS" {
+                guard n <= a.count - i - 1 else { throw CommandError.syntax("WEIGHTS needs one weight per FOLDIN item (\(n))") }
+                weights = try (0..<n).map { k -> Float in
+                    guard let w = Float(a.string(i + 1 + k)), w.isFinite, w >= 0 else {
+                        throw CommandError.syntax("WEIGHTS: '\(a.string(i + 1 + k).prefix(32))' is not a finite number >= 0")
+                    }
+                    return w
+                }
+                i += 1 + n
+            }
+            input = .foldIn(items: items, weights: weights)
         } else {
             input = .vector(try a.vector(at: &i))
         }

@@ -11,8 +11,20 @@ import NIOCore
 extension CommandExecutor {
     func runVectorCommand(_ command: Command) throws -> RESPValue {
         switch command {
-        case .vcreate(let key, let dimension, let metric, let index):
-            try catalog.create(name: key, dimension: dimension, metric: metric, index: index)
+        case .vcreate(let key, let dimension, let metric, let index, let modelJSON):
+            var model: ModelParameters?
+            if let modelJSON {
+                do {
+                    model = try JSONDecoder().decode(ModelParameters.self, from: Data(modelJSON.utf8))
+                } catch {
+                    throw CommandError.syntax("MODEL must be a JSON object with at least \"method\" and \"regularization\" "
+                                              + "(as latentctl load sends it): \(error)")
+                }
+                if let factors = model?.factors, factors > dimension {
+                    throw CommandError.syntax("MODEL says \(factors) factors but DIM is \(dimension)")
+                }
+            }
+            try catalog.create(name: key, dimension: dimension, metric: metric, index: index, model: model)
             return .ok
         case .vadd(let request):
             do {
@@ -179,6 +191,11 @@ extension CommandExecutor {
             guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
             query = v
             if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
+        case .foldIn(let items, let weights):
+            query = try c.foldIn(items: items, weights: weights)
+            // A new user has seen what they named: those items are not recommended back.
+            excluding = Set(items)
+            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection; FOLDIN already leaves its items out") }
         }
         let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
         var hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding,

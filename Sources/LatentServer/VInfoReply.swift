@@ -22,6 +22,20 @@ enum VInfoReply {
         return out
     }
 
+    /// The training parameters `latentctl load` stored (fold-in uses them), when there are any.
+    static func modelFields(_ model: ModelParameters?) -> [(String, String)] {
+        guard let m = model else { return [] }
+        var out = [("model-method", m.method), ("model-regularization", "\(m.regularization)")]
+        if let v = m.factors { out.append(("model-factors", String(v))) }
+        if let v = m.alpha { out.append(("model-alpha", "\(v)")) }
+        if let v = m.confidence { out.append(("model-confidence", v)) }
+        if let v = m.logEpsilon { out.append(("model-log-epsilon", "\(v)")) }
+        if let v = m.globalMean { out.append(("model-global-mean", "\(v)")) }
+        if let v = m.biased { out.append(("model-biased", v ? "1" : "0")) }
+        if let v = m.dataChecksum { out.append(("model-data-checksum", v)) }
+        return out
+    }
+
     static func reply(_ info: CollectionInfo, redis: Collection.RedisInfo, collection c: Collection) -> RESPValue {
         var flat: [RESPValue] = [
             .simpleString("quant-type"), .simpleString(c.encoding.rawValue),
@@ -34,7 +48,7 @@ enum VInfoReply {
             .simpleString("vset-uid"), .integer(Int(c.collectionId)),
             .simpleString("hnsw-max-node-uid"), .integer(redis.maxNodeUID),
         ]
-        for (k, v) in fields(info) { flat += [.bulk(k), .bulk(v)] }
+        for (k, v) in fields(info) + modelFields(c.model) { flat += [.bulk(k), .bulk(v)] }
         return .map(flat)
     }
 }

@@ -67,9 +67,25 @@ final class CommandParserTests: XCTestCase {
         assertSyntaxError(["VSIM", "k", "SOMETHING"], containing: "expected VALUES n")
     }
 
+    func testVSimFoldIn() throws {
+        XCTAssertEqual(try parse(["VSIM", "items", "FOLDIN", "2", "a", "b", "COUNT", "3"]),
+                       .vsim(VSimRequest(key: "items", input: .foldIn(items: ["a", "b"], weights: nil), count: 3)))
+        XCTAssertEqual(try parse(["VSIM", "items", "foldin", "2", "a", "b", "weights", "5", "0.5", "WITHSCORES"]),
+                       .vsim(VSimRequest(key: "items", input: .foldIn(items: ["a", "b"], weights: [5, 0.5]), withScores: true)))
+        assertSyntaxError(["VSIM", "k", "FOLDIN"], containing: "FOLDIN needs a count")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "0", "a"], containing: "FOLDIN needs a count")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "x"], containing: "FOLDIN must be an integer")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "9223372036854775807", "a"], containing: "fewer were given")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "2", "a", "b", "WEIGHTS", "1"], containing: "one weight per FOLDIN item")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "1", "a", "WEIGHTS", "nan"], containing: "not a finite number")
+        assertSyntaxError(["VSIM", "k", "FOLDIN", "1", "a", "WEIGHTS", "-1"], containing: "not a finite number")
+    }
+
     func testVCreate() throws {
         XCTAssertEqual(try parse(["VCREATE", "items", "DIM", "64", "METRIC", "ip"]),
                        .vcreate(key: "items", dimension: 64, metric: .ip, index: .flat))
+        XCTAssertEqual(try parse(["VCREATE", "items", "DIM", "4", "MODEL", "{\"method\":\"ials\"}"]),
+                       .vcreate(key: "items", dimension: 4, metric: .cosine, index: .flat, model: "{\"method\":\"ials\"}"))
         XCTAssertEqual(try parse(["VCREATE", "x", "DIM", "8", "INDEX", "hnsw", "M", "32", "EF_CONSTRUCTION", "100"]),
                        .vcreate(key: "x", dimension: 8, metric: .cosine, index: IndexSpec(kind: .hnsw, m: 32, efConstruction: 100)))
         assertSyntaxError(["VCREATE", "x", "METRIC", "IP"], containing: "needs DIM")
