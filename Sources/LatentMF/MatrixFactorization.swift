@@ -12,9 +12,11 @@ public enum TrainingMethod: String, CaseIterable, Sendable {
     case ials
     /// Bayesian personalised ranking with uniform negative sampling (`BPR`): for top-N ranking.
     case bpr
+    /// SVD++ (`SVDPlusPlus`): biased factorisation plus what each user rated at all, for rating prediction.
+    case svdpp
 
     /// Whether the method fits rating values (RMSE means something) or ranks interactions.
-    public var predictsRatings: Bool { self == .sgd || self == .als }
+    public var predictsRatings: Bool { self == .sgd || self == .als || self == .svdpp }
 }
 
 /// How implicit ALS turns a rating r into a confidence.
@@ -109,6 +111,7 @@ public enum MatrixFactorization {
         switch p.method {
         case .ials: return ImplicitALS.train(ratings, users: users, items: items, p, onIteration: onEpoch)
         case .bpr: return BPR.train(ratings, users: users, items: items, p, onEpoch: onEpoch)
+        case .svdpp: return SVDPlusPlus.train(ratings, users: users, items: items, p, onEpoch: onEpoch)
         case .sgd, .als: break
         }
         var rng = SplitMix64(seed: p.seed)
@@ -136,7 +139,7 @@ public enum MatrixFactorization {
                 model.itemFactors = alsSolve(fixed: model.userFactors, groups: byItem, otherIndex: \.user, mean: mean, k: k, lambda: p.regularization)
                 onEpoch(epoch, model)
             }
-        case .ials, .bpr: break
+        case .ials, .bpr, .svdpp: break
         }
         return model
     }

@@ -33,6 +33,9 @@ public enum ModelExport {
         } else if p.method == .bpr {
             json["serving_vectors"] = "item bias folded in: item = [q_i, b_i], user = [p_u, 1]; user . item = p_u . q_i + b_i, "
                 + "the BPR score: higher ranks first"
+        } else if p.method == .svdpp {
+            json["serving_vectors"] = "SVD++ with biases folded in: item = [q_i, b_i], user = [p_u + |N(u)|^-1/2 sum y_j, 1]; "
+                + "user . item ranks a user's items as the predicted rating does"
         } else if p.biased {
             json["serving_vectors"] = "biases folded in: item = [q_i, b_i], user = [p_u, 1]; user . item = p_u . q_i + b_i, "
                 + "which ranks a user's items as the predicted rating mean + b_u + b_i + p_u . q_i does"

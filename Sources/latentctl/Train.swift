@@ -68,13 +68,13 @@ struct Train: ParsableCommand {
 
     @Argument(help: "Ratings file: MovieLens ratings.dat, u.data, ratings.csv, or user,item,rating CSV/TSV.") var ratings: String
     @Option(help: "ml-1m, ml-100k, ml-csv or plain (default: detected).") var format: RatingsFormat?
-    @Option(help: "sgd, als, ials or bpr.") var method: TrainingMethod = .sgd
+    @Option(help: "sgd, als, svdpp, ials or bpr.") var method: TrainingMethod = .sgd
     @Flag(help: "SGD with global mean and user/item biases (Funk SVD).") var biased = false
-    @Option(help: "Factors (default 10 sgd/als, 32 ials, 64 bpr).") var factors: Int?
-    @Option(name: [.long, .customLong("iterations")], help: "Epochs or iterations (default 20 sgd/als, 15 ials, 200 bpr).")
+    @Option(help: "Factors (default 10 sgd/als, 20 svdpp, 32 ials, 64 bpr).") var factors: Int?
+    @Option(name: [.long, .customLong("iterations")], help: "Epochs or iterations (default 20 sgd/als/svdpp, 15 ials, 200 bpr).")
     var epochs: Int?
-    @Option(help: "Learning rate (default 0.005 sgd, 0.05 bpr).") var lr: Float?
-    @Option(help: "L2 regularisation (default 0.02 sgd, 0.1 als, 1 ials, 0 bpr).") var reg: Float?
+    @Option(help: "Learning rate (default 0.005 sgd, 0.007 svdpp, 0.05 bpr).") var lr: Float?
+    @Option(help: "L2 regularisation (default 0.02 sgd, 0.04 svdpp, 0.1 als, 1 ials, 0 bpr).") var reg: Float?
     @Option(help: "ials: confidence 1 + alpha * r (linear) or 1 + alpha * log(1 + r / epsilon).") var alpha: Float = 1
     @Option(help: "ials: linear or log.") var confidence: ImplicitConfidence = .linear
     @Option(help: "ials: epsilon of the log confidence.") var epsilon: Float = 1
@@ -103,11 +103,11 @@ struct Train: ParsableCommand {
         var p = TrainingParameters()
         p.method = method
         p.biased = biased
-        p.factors = factors ?? [.sgd: 10, .als: 10, .ials: 32, .bpr: 64][method]!
-        p.epochs = epochs ?? [.sgd: 20, .als: 20, .ials: 15, .bpr: 200][method]!
-        p.learningRate = lr ?? (method == .bpr ? 0.05 : 0.005)
+        p.factors = factors ?? [.sgd: 10, .als: 10, .svdpp: 20, .ials: 32, .bpr: 64][method]!
+        p.epochs = epochs ?? [.sgd: 20, .als: 20, .svdpp: 20, .ials: 15, .bpr: 200][method]!
+        p.learningRate = lr ?? [.sgd: 0.005, .als: 0.005, .svdpp: 0.007, .ials: 0.005, .bpr: 0.05][method]!
         // ials and bpr defaults: the best of a small sweep on ml-latest-small (docs/benchmarks.md).
-        p.regularization = reg ?? [.sgd: 0.02, .als: 0.1, .ials: 1, .bpr: 0][method]!
+        p.regularization = reg ?? [.sgd: 0.02, .als: 0.1, .svdpp: 0.04, .ials: 1, .bpr: 0][method]!
         p.seed = splitting.seed
         p.alpha = alpha
         p.confidence = confidence

@@ -36,6 +36,24 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(rmse, baseline - 0.05, "ALS \(rmse) vs global mean \(baseline)")
     }
 
+    /// SVD++ with its defaults predicts ratings better than biased SGD with the same factors and epochs:
+    /// what the implicit "which items did the user rate" term adds.
+    func testSVDPlusPlusBeatsBiasedSGD() throws {
+        var p = TrainingParameters()
+        p.method = .svdpp
+        p.factors = 20
+        p.epochs = 20
+        p.learningRate = 0.007
+        p.regularization = 0.04
+        let (svdpp, baseline) = try beatsGlobalMean(p)
+        var sgd = p
+        sgd.method = .sgd
+        sgd.biased = true
+        let (biased, _) = try beatsGlobalMean(sgd)
+        XCTAssertLessThan(svdpp, biased - 0.002, "SVD++ \(svdpp) vs biased SGD \(biased) (global mean \(baseline))")
+        XCTAssertLessThan(svdpp, 0.88)
+    }
+
     /// With biases folded into the serving vectors, inner products rank a user's items exactly as the
     /// model's predicted ratings do.
     func testFoldedVectorsRankAsPredictedRatings() {
