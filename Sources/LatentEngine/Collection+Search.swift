@@ -46,8 +46,16 @@ extension Collection {
             var wide = params
             wide.k = max(1, budget)
             wide.ef = max(params.ef ?? 0, budget)
-            let candidates = try searchPlanned(query, wide, exact: exact, withAttributes: false, excluding: excluding,
-                                               forcing: forcing)
+            // A budget covering the whole set tests every element exactly. A graph walk that delivers fewer
+            // candidates than the budget allows (an element with no incoming links after pruning, e.g. one
+            // pointing away from all others under a small M) is redone exactly: Redis' bounded effort is
+            // "the n nearest", never "the n nearest the walk happened to reach".
+            let available = max(0, count - excluding.count)
+            var candidates = try searchPlanned(query, wide, exact: exact || budget >= count, withAttributes: false,
+                                               excluding: excluding, forcing: forcing)
+            if candidates.hits.count < min(budget, available) && forcing == nil {
+                candidates = try searchPlanned(query, wide, exact: true, withAttributes: false, excluding: excluding)
+            }
             let kept: [SearchHit] = state.withReadLock {
                 let bound = BoundFilter(filter, table: attributeTable)
                 return Array(candidates.hits.filter { hit in slotOf[hit.id].map { bound.matches(slot: $0) } ?? false }.prefix(params.k))

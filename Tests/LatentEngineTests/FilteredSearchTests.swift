@@ -100,6 +100,29 @@ final class FilteredSearchTests: XCTestCase {
                        [Array("{\"i\": 40}".utf8), Array("{\"i\": 41}".utf8), Array("{\"i\": 42}".utf8)])
     }
 
+    /// Regression (redis-py's test_vsim_with_filter failed in CI): with M = 4, an element pointing away
+    /// from all others can end up with no incoming links, so the graph walk never reaches it. FILTER-EF
+    /// covering the whole set must still test every element.
+    func testFilterBudgetCoveringTheSetTestsEveryElementEvenOnePoorlyLinked() throws {
+        for seed in UInt64(1)...12 {
+            let dir = directory + "-\(seed)"
+            let catalog = try CollectionCatalog(directory: dir, fsync: .no)
+            defer { catalog.close(); try? FileManager.default.removeItem(atPath: dir) }
+            let c = try catalog.create(name: "c", dimension: 64, metric: .cosine, index: IndexSpec(kind: .hnsw, m: 4))
+            var g = SplitMix64(seed: seed)
+            func uniform() -> Float { 10 + 10 * Float(g.next() >> 40) / Float(1 << 24) }
+            for i in 0..<50 {
+                try c.upsert(id: ElementID("e\(i)"), vector: (0..<64).map { _ in uniform() },
+                             attributes: Array("{\"index\": \(i)}".utf8))
+            }
+            try c.upsert(id: "special", vector: (0..<64).map { _ in -uniform() }, attributes: Array("{\"index\": 50}".utf8))
+            waitForIndexReady(c)
+            let query = c.vector(of: "e1")!
+            let hits = try c.search(query, SearchParameters(k: 10), filter: try FilterExpression(".index > 49"), filterBudget: 500)
+            XCTAssertEqual(hits.map(\.id), ["special"], "seed \(seed)")
+        }
+    }
+
     func testExcludedElementsAreLeftOutInsideTheSearch() throws {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
         defer { catalog.close() }
