@@ -93,7 +93,7 @@ extension Collection {
             }
             for r in 0..<k { a[r * k + r] += reg * Double(items.count) }
         }
-        guard let x = SymmetricSolve.solve(a, b, k) else {
+        guard let x = Cholesky.solve(a, b, k) else {
             throw EngineError.invalidFoldIn("the fold-in system is singular: the model's regularisation is 0 and the items do not span the space")
         }
         return x.map { Float($0) }
@@ -118,37 +118,5 @@ extension Collection {
         for r in 0..<k { for s in 0..<r { g[r * k + s] = g[s * k + r] } }
         gramCache = (version, g)
         return g
-    }
-}
-
-/// Cholesky solve of a symmetric positive-definite system; nil when it is not positive definite.
-enum SymmetricSolve {
-    static func solve(_ a: [Double], _ b: [Double], _ k: Int) -> [Double]? {
-        var l = [Double](repeating: 0, count: k * k)
-        for i in 0..<k {
-            for j in 0...i {
-                var s = a[i * k + j]
-                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
-                if i == j {
-                    guard s > 1e-12 else { return nil }
-                    l[i * k + i] = s.squareRoot()
-                } else {
-                    l[i * k + j] = s / l[j * k + j]
-                }
-            }
-        }
-        var y = [Double](repeating: 0, count: k)
-        for i in 0..<k {
-            var s = b[i]
-            for p in 0..<i { s -= l[i * k + p] * y[p] }
-            y[i] = s / l[i * k + i]
-        }
-        var x = [Double](repeating: 0, count: k)
-        for i in stride(from: k - 1, through: 0, by: -1) {
-            var s = y[i]
-            for p in (i + 1)..<k { s -= l[p * k + i] * x[p] }
-            x[i] = s / l[i * k + i]
-        }
-        return x
     }
 }

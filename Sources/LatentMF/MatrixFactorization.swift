@@ -214,42 +214,11 @@ public enum MatrixFactorization {
                         a[i * k + i] += ridge
                         for j in 0..<i { a[j * k + i] = a[i * k + j] }
                     }
-                    let x = Cholesky.solve(a, b, k)
+                    let x = Cholesky.solveClampingPivots(a, b, k)
                     for i in 0..<k { base[row * k + i] = Float(x[i]) }
                 }
             }
         }
         return out
-    }
-}
-
-/// Cholesky factorisation A = L L^T of a symmetric positive-definite k x k matrix, then two triangular solves.
-enum Cholesky {
-    static func solve(_ a: [Double], _ b: [Double], _ k: Int) -> [Double] {
-        var l = [Double](repeating: 0, count: k * k)
-        for i in 0..<k {
-            for j in 0...i {
-                var s = a[i * k + j]
-                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
-                if i == j {
-                    l[i * k + i] = (max(s, 1e-12)).squareRoot()
-                } else {
-                    l[i * k + j] = s / l[j * k + j]
-                }
-            }
-        }
-        var y = [Double](repeating: 0, count: k)
-        for i in 0..<k {
-            var s = b[i]
-            for p in 0..<i { s -= l[i * k + p] * y[p] }
-            y[i] = s / l[i * k + i]
-        }
-        var x = [Double](repeating: 0, count: k)
-        for i in stride(from: k - 1, through: 0, by: -1) {
-            var s = y[i]
-            for p in (i + 1)..<max(i + 1, k) { s -= l[p * k + i] * x[p] }
-            x[i] = s / l[i * k + i]
-        }
-        return x
     }
 }

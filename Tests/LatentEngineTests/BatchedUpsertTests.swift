@@ -40,7 +40,7 @@ final class BatchedUpsertTests: XCTestCase {
         var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
         let batched = try catalog!.create(name: "batched", dimension: 3, metric: .cosine)
         let single = try catalog!.create(name: "single", dimension: 3, metric: .cosine)
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let ids = (0..<40).map { ElementID("e\($0)") }
         for round in 0..<30 {
             var items: [Collection.Upsert] = []
@@ -97,18 +97,5 @@ final class BatchedUpsertTests: XCTestCase {
         guard case .failure(let b as EngineError) = results[1], case .dimensionMismatch = b else { return XCTFail("\(results[1])") }
         guard case .failure(let d as EngineError) = results[2], case .writesRefused = d else { return XCTFail("\(results[2])") }
         XCTAssertNil(c.vector(of: "a"))
-    }
-}
-
-/// A small deterministic generator for reproducible test data.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
