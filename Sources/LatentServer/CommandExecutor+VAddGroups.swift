@@ -17,16 +17,25 @@ extension CommandExecutor {
     /// The VADDs to one key that start at `start` in `batch` (with their parsed requests), when there
     /// are at least two and the session runs commands directly.
     func vaddGroup(_ batch: [[ByteBuffer]], from start: Int, session: Session) -> [VAddRequest]? {
-        guard session.authenticated, session.transaction == nil, divergedReason.withLockedValue({ $0 }) == nil,
-              start + 1 < batch.count, case .vadd(let first)? = try? CommandParser.parse(batch[start]) else { return nil }
+        // The names are compared first, so requests that cannot group (anything but two VADDs in a row) are
+        // not parsed here as well as in `execute`.
+        guard start + 1 < batch.count, Self.isVAdd(batch[start]), Self.isVAdd(batch[start + 1]),
+              session.authenticated, session.transaction == nil, divergedReason.withLockedValue({ $0 }) == nil,
+              case .vadd(let first)? = try? CommandParser.parse(batch[start]) else { return nil }
         var group = [first]
         var next = start + 1
-        while next < batch.count, group.count < Self.maxVAddGroup,
+        while next < batch.count, group.count < Self.maxVAddGroup, Self.isVAdd(batch[next]),
               case .vadd(let request)? = try? CommandParser.parse(batch[next]), request.key == first.key {
             group.append(request)
             next += 1
         }
         return group.count >= 2 ? group : nil
+    }
+
+    /// Whether a request is named VADD (any case), read from its bytes without parsing it.
+    static func isVAdd(_ args: [ByteBuffer]) -> Bool {
+        guard let name = args.first, name.readableBytes == 4 else { return false }
+        return name.withUnsafeReadableBytes { raw in raw.map { $0 & 0xDF }.elementsEqual("VADD".utf8) }
     }
 
     /// Runs a VADD group under the gate (as any command): one outcome per request, in order.
