@@ -11,12 +11,14 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
     /// Whether a larger user-facing score is better.
     public var higherIsBetter: Bool { self != .l2 }
 
-    /// The user-facing score for an internal distance.
+    /// The user-facing score for an internal distance. Float rounding can put a cosine distance a hair
+    /// outside 0...2 (or a squared L2 distance below 0): the score is clamped to its defined range, as
+    /// clients check (redis-py asserts similarity <= 1).
     @inlinable
     public func score(fromDistance d: Float) -> Double {
         switch self {
-        case .cosine: return 1.0 - Double(d) / 2.0
-        case .l2: return Double(d).squareRoot()
+        case .cosine: return min(1, max(0, 1.0 - Double(d) / 2.0))
+        case .l2: return Double(max(d, 0)).squareRoot()
         case .ip: return -Double(d)
         }
     }

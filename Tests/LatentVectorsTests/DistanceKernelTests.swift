@@ -27,6 +27,10 @@ final class DistanceKernelTests: XCTestCase {
         XCTAssertEqual(Metric.cosine.score(fromDistance: d(.cosine, a, a)), 1, accuracy: 1e-6)
         XCTAssertEqual(Metric.cosine.score(fromDistance: d(.cosine, a, b)), 0.5, accuracy: 1e-6)
         XCTAssertEqual(Metric.cosine.score(fromDistance: d(.cosine, a, c)), 0, accuracy: 1e-6)
+        // Regression (redis-py's test_vsim_with_scores saw 1.0000001 in CI): rounding past the range is clamped.
+        XCTAssertEqual(Metric.cosine.score(fromDistance: -2.4e-7), 1)
+        XCTAssertEqual(Metric.cosine.score(fromDistance: 2.0000002), 0)
+        XCTAssertEqual(Metric.l2.score(fromDistance: -1e-9), 0)
         XCTAssertEqual(Metric.l2.score(fromDistance: d(.l2, a, b)), 5.0.squareRoot(), accuracy: 1e-6)
         XCTAssertEqual(Metric.ip.score(fromDistance: d(.ip, a, c)), -3, accuracy: 1e-6)
         XCTAssertEqual(DistanceKernels.inverseNorm([0, 0, 0], 3), 0)
