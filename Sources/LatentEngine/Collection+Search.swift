@@ -29,17 +29,20 @@ extension Collection {
     ///
     /// `filterBudget` (VSIM's FILTER-EF) asks for Redis' bounded effort instead: only the `filterBudget`
     /// nearest elements are tested against the filter, so fewer than `k` may come back.
+    ///
+    /// `seen` (a users collection's seen list) is excluded the same way, through a slot set cached per user.
     public func search(_ query: [Float], _ params: SearchParameters, exact: Bool = false, withAttributes: Bool = false,
-                       excluding: Set<ElementID> = [], filter: FilterExpression? = nil, filterBudget: Int? = nil) throws -> [SearchHit] {
-        try searchPlanned(query, params, exact: exact, withAttributes: withAttributes, excluding: excluding, filter: filter,
-                          filterBudget: filterBudget).hits
+                       excluding: Set<ElementID> = [], seen: SeenSnapshot? = nil, filter: FilterExpression? = nil,
+                       filterBudget: Int? = nil) throws -> [SearchHit] {
+        try searchPlanned(query, params, exact: exact, withAttributes: withAttributes, excluding: excluding, seen: seen,
+                          filter: filter, filterBudget: filterBudget).hits
     }
 
     /// `search`, also telling which plan ran. `forcing` overrides the planner (tests and benchmarks use it
     /// to measure each plan on the same data).
     public func searchPlanned(_ query: [Float], _ params: SearchParameters, exact: Bool = false, withAttributes: Bool = false,
-                              excluding: Set<ElementID> = [], filter: FilterExpression? = nil, filterBudget: Int? = nil,
-                              forcing: SearchPlan? = nil) throws -> (hits: [SearchHit], plan: SearchPlan) {
+                              excluding: Set<ElementID> = [], seen: SeenSnapshot? = nil, filter: FilterExpression? = nil,
+                              filterBudget: Int? = nil, forcing: SearchPlan? = nil) throws -> (hits: [SearchHit], plan: SearchPlan) {
         try Validation.count(params.k)
         if let budget = filterBudget, let filter {
             // Redis' FILTER-EF: the `budget` nearest (allowed) elements, then the filter on them in order.
@@ -50,11 +53,11 @@ extension Collection {
             // candidates than the budget allows (an element with no incoming links after pruning, e.g. one
             // pointing away from all others under a small M) is redone exactly: Redis' bounded effort is
             // "the n nearest", never "the n nearest the walk happened to reach".
-            let available = max(0, count - excluding.count)
+            let available = max(0, count - excluding.count - (seen?.items.count ?? 0))
             var candidates = try searchPlanned(query, wide, exact: exact || budget >= count, withAttributes: false,
-                                               excluding: excluding, forcing: forcing)
+                                               excluding: excluding, seen: seen, forcing: forcing)
             if candidates.hits.count < min(budget, available) && forcing == nil {
-                candidates = try searchPlanned(query, wide, exact: true, withAttributes: false, excluding: excluding)
+                candidates = try searchPlanned(query, wide, exact: true, withAttributes: false, excluding: excluding, seen: seen)
             }
             let kept: [SearchHit] = state.withReadLock {
                 let bound = BoundFilter(filter, table: attributeTable)
@@ -80,12 +83,22 @@ extension Collection {
             let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
             let bound = filter.map { BoundFilter($0, table: attributeTable) }
             if bound?.matchesNothing == true { return ([], .filteredScan) }
+            // Ad-hoc exclusions (EXCLUDE, FOLDIN's items) are few: a hash set. A seen list may be long: its
+            // cached slot set costs one chunk lookup per test whatever its length.
             let excludedSlots = Set(excluding.compactMap { slotOf[$0] })
+            let seenSlots = seen.map { seenSlotsLocked($0) }.flatMap { $0.isEmpty ? nil : $0 }
+            var excludes: SlotPredicate?
+            switch (excludedSlots.isEmpty, seenSlots) {
+            case (false, let seenSlots?): excludes = { excludedSlots.contains($0) || seenSlots.contains($0) }
+            case (false, nil): excludes = { excludedSlots.contains($0) }
+            case (true, let seenSlots?): excludes = { seenSlots.contains($0) }
+            case (true, nil): excludes = nil
+            }
             var allows: SlotPredicate?
             if let bound {
-                allows = excludedSlots.isEmpty ? { bound.matches(slot: $0) } : { !excludedSlots.contains($0) && bound.matches(slot: $0) }
-            } else if !excludedSlots.isEmpty {
-                allows = { !excludedSlots.contains($0) }
+                if let excludes { allows = { !excludes($0) && bound.matches(slot: $0) } } else { allows = { bound.matches(slot: $0) } }
+            } else if let excludes {
+                allows = { !excludes($0) }
             }
             params.allows = allows
             let (found, plan): ([Neighbor], SearchPlan) = query.withUnsafeBufferPointer { q in
@@ -110,7 +123,7 @@ extension Collection {
                     var matching: [UInt32] = []
                     if let columnWise = bound?.matchingSlots(below: buffer.slotCount) {
                         // Column at a time; liveness and exclusions are tested on the matches only.
-                        matching = columnWise.filter { buffer.isLive(Int($0)) && !excludedSlots.contains($0) }
+                        matching = columnWise.filter { buffer.isLive(Int($0)) && !(excludes?($0) ?? false) }
                     } else {
                         for s in 0..<buffer.slotCount where buffer.isLive(s) && allows(UInt32(s)) { matching.append(UInt32(s)) }
                     }

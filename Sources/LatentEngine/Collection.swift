@@ -108,6 +108,12 @@ public final class Collection: @unchecked Sendable {
     var pending = OrderedSet<UInt32>()
     /// Every element's attributes as columns, for FILTER (decoded at write and at load).
     let attributeTable = AttributeTable()
+    /// Slots that gained or lost an element, for `seenSlots` (Collection+Seen.swift).
+    var slotChanges = SlotChangeLog()
+    /// Seen lists of this collection's elements as users (own lock), and the seen-slot sets cached for
+    /// users of any collection as items of this one (own lock).
+    let seenSets = SeenSets()
+    let seenSlotCache = SeenSlotCache()
     var build: IndexBuild?
     var drainScheduled = false
     var dropped = false
@@ -236,6 +242,12 @@ public final class Collection: @unchecked Sendable {
                 if slot < idOf.count, idOf[Int(slot)] != nil { attributeTable.set(slot: UInt32(slot), attributes: bytes) }
             }
             lap("attributes")
+            try store.scanSeen(collection: collectionId) { user, raw in
+                let id = ElementID(bytes: user)
+                guard slotOf[id] != nil else { return }  // deleted with its element; never served
+                seenSets.replace(id, with: Set(try SeenList.decode(raw)))
+            }
+            lap("seen lists")
             freeSlots = (0..<idOf.count).reversed().filter { idOf[$0] == nil }.map { UInt32($0) }
             // Until a built index is loaded or built, every vector is searched exactly.
             if !index.scansCollectionBuffer && !loadIndexSnapshotLocked() {
@@ -247,7 +259,7 @@ public final class Collection: @unchecked Sendable {
 
     // MARK: Writes
 
-    private func withWriter<T>(_ body: () throws -> T) throws -> T {
+    func withWriter<T>(_ body: () throws -> T) throws -> T {
         writeMutex.lock()
         defer {
             // Bumped after the change is visible: a reader that sees the new version sees the new data.
@@ -376,6 +388,7 @@ public final class Collection: @unchecked Sendable {
                         if freeSlots.last == slot { freeSlots.removeLast() }
                         if Int(slot) == idOf.count { idOf.append(item.id) } else { idOf[Int(slot)] = item.id }
                         slotOf[item.id] = slot
+                        slotChanges.record(slot)
                     }
                     switch item.attributes {
                     case .set: attributeTable.set(slot: slot, attributes: attributeBytes[i] ?? [])
@@ -407,6 +420,8 @@ public final class Collection: @unchecked Sendable {
                 slotOf[id] = nil
                 idOf[Int(slot)] = nil
                 freeSlots.append(slot)
+                slotChanges.record(slot)
+                seenSets.replace(id, with: [])  // the store batch deleted its seen list too
                 attributeTable.clear(slot: slot)
                 buffer.clear(slot: Int(slot))
                 noteChanged(slot: slot, live: false)
@@ -429,27 +444,6 @@ public final class Collection: @unchecked Sendable {
             state.withWriteLock { attributeTable.set(slot: slot, attributes: bytes) }
             return true
         }
-    }
-
-    /// Stores the items a user element rated (keyed by element id; VSIM ... EXCLUDE-SEEN reads them).
-    /// False when the element does not exist.
-    @discardableResult
-    public func setSeen(id: ElementID, items: [ElementID]) throws -> Bool {
-        try withWriter {
-            guard slotOf[id] != nil else { return false }
-            let batch = WriteBatch(for: store.db)
-            try storageCall {
-                try store.putSeen(collection: collectionId, id: id.bytes, SeenList.encode(items), in: batch)
-                try store.db.write(batch)
-            }
-            return true
-        }
-    }
-
-    /// The items stored for a user element with `setSeen` (empty when none).
-    public func seen(of id: ElementID) throws -> [ElementID] {
-        guard let raw = try storageCall({ try store.seen(collection: collectionId, id: id.bytes) }) else { return [] }
-        return try SeenList.decode(raw)
     }
 
     /// Marks the collection dropped: later writes fail instead of writing under a deleted prefix, and a
@@ -533,12 +527,17 @@ public final class Collection: @unchecked Sendable {
             } else {
                 indexState = index.isTrained ? .ready : .untrained
             }
-            return CollectionInfo(
+            var info = CollectionInfo(
                 name: name, metric: metric, dimension: dimension, size: slotOf.count, requested: indexSpec, state: indexState,
                 indexed: index.scansCollectionBuffer ? slotOf.count : index.liveCount, pending: pending.count,
                 deletedInIndex: index.deletedCount, builds: completedBuilds,
                 indexFields: index.infoFields.map { CollectionInfo.IndexField(name: $0.0, value: $0.1) },
                 memoryBytes: memoryBytesLocked())
+            info.attributeBytes = attributeTable.memoryBytes
+            info.seenListUsers = seenSets.userCount
+            info.seenListBytes = seenSets.memoryBytes
+            info.seenSlotCacheBytes = seenSlotCache.memoryBytes
+            return info
         }
     }
 
@@ -550,6 +549,7 @@ public final class Collection: @unchecked Sendable {
         var idBytes = 0
         for id in slotOf.keys { idBytes += 32 + id.count }
         return buffer.memoryBytes + index.memoryBytes + idOf.count * 8 + slotOf.count * 48 + idBytes + pending.count * 8
+            + attributeTable.memoryBytes + seenSets.memoryBytes + seenSlotCache.memoryBytes
     }
 }
 

@@ -29,6 +29,12 @@ public struct CollectionInfo: Sendable, Equatable {
     /// The serving index's own fields (HNSW M and EF_CONSTRUCTION, IVF NLIST, ...).
     public var indexFields: [IndexField]
     public var memoryBytes: Int
+    /// Parts of `memoryBytes`: the attribute columns FILTER reads, the seen lists of this collection's
+    /// elements as users, and the seen-slot sets cached for queries against it as items.
+    public var attributeBytes = 0
+    public var seenListUsers = 0
+    public var seenListBytes = 0
+    public var seenSlotCacheBytes = 0
 
     public struct IndexField: Sendable, Equatable {
         public var name: String

@@ -30,6 +30,15 @@ public struct VSimRequest: Equatable, Sendable {
     /// FILTER-EF n: Redis' bounded effort, only the n nearest elements are tested against the filter
     /// (without it LatentDB returns COUNT results whenever COUNT elements match).
     public var filterEF: Int?
+    /// SEEN-OF users-collection user: whose seen list EXCLUDE-SEEN leaves out (any query input).
+    public var seenOf: SeenOwner?
+    /// EXCLUDE n id...: ids left out of the answer (inside the search, like EXCLUDE-SEEN).
+    public var exclude: [ElementID] = []
+    /// MINSCORE x (IP, COSINE): only hits scoring at least x. MAXDIST x (L2): only hits at most x away.
+    public var minScore: Double?
+    public var maxDistance: Double?
+    /// OFFSET n: skip the n best hits (pagination); COUNT hits follow.
+    public var offset = 0
 
     public init(key: String, input: QueryInput, count: Int = 10, withScores: Bool = false, withAttributes: Bool = false,
                 ef: Int? = nil, nprobe: Int? = nil, truth: Bool = false, excludeSeen: Bool = false) {
@@ -42,6 +51,45 @@ public struct VSimRequest: Equatable, Sendable {
         self.ef = ef
         self.nprobe = nprobe
         self.truth = truth
+    }
+}
+
+/// The user whose seen list a VSIM leaves out.
+public struct SeenOwner: Equatable, Sendable {
+    public var collection: String
+    public var user: ElementID
+
+    public init(collection: String, user: ElementID) {
+        self.collection = collection
+        self.user = user
+    }
+}
+
+/// VRECOMMEND's arguments: recommend from example elements ("liked these, not those").
+public struct VRecommendRequest: Equatable, Sendable {
+    public enum Strategy: String, Equatable, Sendable {
+        /// Search with the mean of the positives minus the mean of the negatives.
+        case average = "AVERAGE"
+        /// Score each candidate by its best similarity to a positive minus its best to a negative.
+        case best = "BEST"
+    }
+    public var key: String
+    public var positives: [ElementID]
+    public var negatives: [ElementID] = []
+    /// The collection the examples are read from (default: `key`).
+    public var from: String?
+    public var strategy = Strategy.average
+    public var count = 10
+    public var withScores = false
+    public var withAttributes = false
+    public var ef: Int?
+    public var nprobe: Int?
+    public var truth = false
+    public var filter: FilterExpression?
+
+    public init(key: String, positives: [ElementID]) {
+        self.key = key
+        self.positives = positives
     }
 }
 
@@ -159,6 +207,12 @@ public enum Command: Equatable, Sendable {
     case vrename(key: String, newKey: String)
     /// Stores the items a user element has seen (rated), for VSIM ... EXCLUDE-SEEN.
     case vsetseen(key: String, element: ElementID, items: [ElementID])
+    /// VADDSEEN / VREMSEEN: add items to or remove them from a user's seen list.
+    case vaddseen(key: String, element: ElementID, items: [ElementID])
+    case vremseen(key: String, element: ElementID, items: [ElementID])
+    /// VGETSEEN key user: the user's seen list.
+    case vgetseen(key: String, element: ElementID)
+    case vrecommend(VRecommendRequest)
     /// Index options not given are nil: the collection keeps its current kind and the defaults.
     case vrebuild(key: String, kind: IndexSpec.Kind?, m: Int?, efConstruction: Int?, nlist: Int?)
 
@@ -192,6 +246,10 @@ public enum Command: Equatable, Sendable {
         case .vdrop: return "vdrop"
         case .vrename: return "vrename"
         case .vsetseen: return "vsetseen"
+        case .vaddseen: return "vaddseen"
+        case .vremseen: return "vremseen"
+        case .vgetseen: return "vgetseen"
+        case .vrecommend: return "vrecommend"
         case .vrebuild: return "vrebuild"
         case .vlinks: return "vlinks"
         case .vrandmember: return "vrandmember"
@@ -219,7 +277,7 @@ public enum Command: Equatable, Sendable {
     /// Whether the command changes stored data (and so needs the WAL policy applied before replying).
     public var isWrite: Bool {
         switch self {
-        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename, .vsetseen, .del, .rename, .flush, .expire,
+        case .vcreate, .vadd, .vrem, .vsetattr, .vdrop, .vrebuild, .vrename, .vsetseen, .vaddseen, .vremseen, .del, .rename, .flush, .expire,
              .persist, .exec:
             return true
         default: return false
@@ -242,4 +300,42 @@ public enum CommandError: Error, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+extension VSimRequest {
+    /// What identifies a VSIM's ranking regardless of the page asked for: every field but COUNT and
+    /// OFFSET, serialised with a tag and a length before each part (so no two requests share a key).
+    /// The result cache keys rankings by it, so page 2 is served from page 1's cached list.
+    public var rankingKey: [UInt8] {
+        var out: [UInt8] = []
+        func put(_ tag: UInt8, _ bytes: [UInt8]) {
+            out.append(tag)
+            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { out += $0 }
+            out += bytes
+        }
+        func number<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        func real(_ v: Double?) -> [UInt8] { v.map { number($0.bitPattern) } ?? [] }
+        put(1, Array(key.utf8))
+        switch input {
+        case .vector(let v): put(2, v.flatMap { number($0.bitPattern) })
+        case .element(let e, let from):
+            put(3, e.bytes)
+            if let from { put(4, Array(from.utf8)) }
+        case .foldIn(let items, let weights):
+            for item in items { put(5, item.bytes) }
+            if let weights { put(6, weights.flatMap { number($0.bitPattern) }) }
+        }
+        put(7, [withScores ? 1 : 0, withAttributes ? 1 : 0, truth ? 1 : 0, excludeSeen ? 1 : 0])
+        put(8, number(Int64(ef ?? -1)) + number(Int64(nprobe ?? -1)) + number(Int64(filterEF ?? -1)))
+        put(9, real(epsilon))
+        put(10, real(minScore))
+        put(11, real(maxDistance))
+        if let filter { put(12, Array(filter.source.utf8)) }
+        if let seenOf {
+            put(13, Array(seenOf.collection.utf8))
+            put(14, seenOf.user.bytes)
+        }
+        for id in exclude { put(15, id.bytes) }
+        return out
+    }
 }

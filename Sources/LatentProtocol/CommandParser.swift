@@ -84,6 +84,16 @@ public enum CommandParser {
         case "vsetseen":
             try a.arity(3...)
             return .vsetseen(key: a.string(1), element: a.element(2), items: (3..<a.count).map { a.element($0) })
+        case "vaddseen", "vremseen":
+            try a.arity(4...)
+            let items = (3..<a.count).map { a.element($0) }
+            return name == "vaddseen" ? .vaddseen(key: a.string(1), element: a.element(2), items: items)
+                : .vremseen(key: a.string(1), element: a.element(2), items: items)
+        case "vgetseen":
+            try a.arity(3...3)
+            return .vgetseen(key: a.string(1), element: a.element(2))
+        case "vrecommend":
+            return try parseVRecommend(&a)
         case "vsetattr":
             try a.arity(4...4)
             return .vsetattr(key: a.string(1), element: a.element(2), json: a.bytes(3))
@@ -263,6 +273,29 @@ public enum CommandParser {
             case "WITHATTRIBS": request.withAttributes = true; i += 1
             case "TRUTH": request.truth = true; i += 1
             case "EXCLUDE-SEEN": request.excludeSeen = true; i += 1
+            case "SEEN-OF":
+                guard i + 2 < a.count else { throw CommandError.syntax("SEEN-OF needs a users collection and a user: SEEN-OF users u42") }
+                request.seenOf = SeenOwner(collection: a.string(i + 1), user: a.element(i + 2))
+                request.excludeSeen = true
+                i += 3
+            case "EXCLUDE":
+                request.exclude += try a.counted(at: &i, what: "EXCLUDE")
+            case "MINSCORE", "MAXDIST":
+                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
+                guard let x = Double(a.string(i + 1)), x.isFinite else {
+                    throw CommandError.syntax("\(option) '\(a.string(i + 1).prefix(32))' is not a finite number")
+                }
+                if option == "MINSCORE" { request.minScore = x } else {
+                    guard x >= 0 else { throw CommandError.syntax("MAXDIST \(x) is negative: a distance bound is >= 0") }
+                    request.maxDistance = x
+                }
+                i += 2
+            case "OFFSET":
+                guard i + 1 < a.count else { throw CommandError.syntax("option OFFSET needs a value") }
+                let v = try a.integer(i + 1, what: option)
+                guard v >= 0 && v <= Self.maxOffset else { throw CommandError.syntax("OFFSET \(v) is out of range: use 0..\(Self.maxOffset)") }
+                request.offset = v
+                i += 2
             case "NOTHREAD": i += 1
             case "COUNT", "EF", "NPROBE":
                 guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
@@ -297,10 +330,67 @@ public enum CommandParser {
                 request.filterEF = v == 0 ? nil : v
                 i += 2
             default:
-                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, WITHSCORES, WITHATTRIBS, EPSILON, EF, FILTER, FILTER-EF, NPROBE, TRUTH, NOTHREAD or EXCLUDE-SEEN")
+                throw CommandError.syntax("unknown VSIM option '\(a.string(i))': use COUNT, OFFSET, WITHSCORES, WITHATTRIBS, EPSILON, MINSCORE, MAXDIST, EF, FILTER, FILTER-EF, NPROBE, TRUTH, NOTHREAD, EXCLUDE, EXCLUDE-SEEN or SEEN-OF")
             }
         }
         return .vsim(request)
+    }
+
+    /// The largest OFFSET: pages deeper than this are not what a similarity search is for.
+    static let maxOffset = 100_000
+
+    // VRECOMMEND key POSITIVE n id... [NEGATIVE m id...] [FROM collection] [STRATEGY AVERAGE|BEST] [COUNT k]
+    //            [FILTER expr] [WITHSCORES] [WITHATTRIBS] [EF ef] [NPROBE p] [TRUTH]
+    static func parseVRecommend(_ a: inout Arguments) throws -> Command {
+        try a.arity(4...)
+        var i = 2
+        guard a.string(i).uppercased() == "POSITIVE" else {
+            throw CommandError.syntax("VRECOMMEND needs POSITIVE n id... after the key: VRECOMMEND items POSITIVE 2 a b [NEGATIVE 1 c]")
+        }
+        var request = VRecommendRequest(key: a.string(1), positives: try a.counted(at: &i, what: "POSITIVE"))
+        while i < a.count {
+            let option = a.string(i).uppercased()
+            switch option {
+            case "NEGATIVE": request.negatives += try a.counted(at: &i, what: "NEGATIVE")
+            case "WITHSCORES": request.withScores = true; i += 1
+            case "WITHATTRIBS": request.withAttributes = true; i += 1
+            case "TRUTH": request.truth = true; i += 1
+            case "FROM":
+                guard i + 1 < a.count else { throw CommandError.syntax("FROM needs a collection") }
+                request.from = a.string(i + 1)
+                i += 2
+            case "STRATEGY":
+                guard i + 1 < a.count, let s = VRecommendRequest.Strategy(rawValue: a.string(i + 1).uppercased()) else {
+                    throw CommandError.syntax("STRATEGY needs AVERAGE or BEST")
+                }
+                request.strategy = s
+                i += 2
+            case "COUNT", "EF", "NPROBE":
+                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
+                let v = try a.integer(i + 1, what: option)
+                switch option {
+                case "COUNT": request.count = v
+                case "EF":
+                    guard v >= 1 && v <= 1_000_000 else { throw CommandError.syntax("EF \(v) is out of range: use 1..1000000") }
+                    request.ef = v
+                default:
+                    guard v >= 1 else { throw CommandError.syntax("NPROBE \(v) is out of range: use 1 or more") }
+                    request.nprobe = v
+                }
+                i += 2
+            case "FILTER":
+                guard i + 1 < a.count else { throw CommandError.syntax("option FILTER needs an expression") }
+                do {
+                    request.filter = try FilterExpression(a.string(i + 1))
+                } catch let e as FilterSyntaxError {
+                    throw CommandError.syntax(e.description)
+                }
+                i += 2
+            default:
+                throw CommandError.syntax("unknown VRECOMMEND option '\(a.string(i))': use NEGATIVE, FROM, STRATEGY, COUNT, FILTER, WITHSCORES, WITHATTRIBS, EF, NPROBE or TRUTH")
+            }
+        }
+        return .vrecommend(request)
     }
 }
 
@@ -317,6 +407,16 @@ struct Arguments {
 
     /// An element id: the argument's bytes as sent (binary-safe, never decoded as text).
     func element(_ i: Int) -> ElementID { ElementID(bytes: bytes(i)) }
+
+    /// `WORD n id1 .. idn` at `i` (i points at WORD): the n ids (n >= 1); `i` moves past them.
+    func counted(at i: inout Int, what: String) throws -> [ElementID] {
+        let n = i + 1 < count ? try integer(i + 1, what: what) : 0
+        guard n >= 1 else { throw CommandError.syntax("\(what) needs a count >= 1 and the ids: \(what) n id1 .. idn") }
+        guard n <= count - i - 2 else { throw CommandError.syntax("\(what) \(n) needs \(n) ids; fewer were given") }
+        let ids = (0..<n).map { element(i + 2 + $0) }
+        i += 2 + n
+        return ids
+    }
 
     func arity(_ range: ClosedRange<Int>) throws {
         if !range.contains(args.count) { throw CommandError.wrongArity(command) }

@@ -109,6 +109,17 @@ extension CommandExecutor {
         case .vsetseen(let key, let element, let items):
             guard let c = catalog.collection(key) else { return .integer(0) }
             return .integer(try c.setSeen(id: element, items: items) ? 1 : 0)
+        case .vaddseen(let key, let element, let items), .vremseen(let key, let element, let items):
+            guard let c = catalog.collection(key) else { throw EngineError.unknownCollection(key) }
+            let changed: Int?
+            if case .vaddseen = command { changed = try c.addSeen(id: element, items: items) } else { changed = try c.removeSeen(id: element, items: items) }
+            guard let changed else { throw EngineError.elementNotFound(element) }
+            return .integer(changed)
+        case .vgetseen(let key, let element):
+            guard let c = catalog.collection(key), c.contains(element) else { return .array([]) }
+            return .array(c.seen(of: element).map { .bulk(bytes: $0.bytes) })
+        case .vrecommend(let request):
+            return try recommend(request)
         case .vrename(let key, let newKey):
             try catalog.rename(key, to: newKey)
             return .ok
@@ -155,67 +166,5 @@ extension CommandExecutor {
         // SETATTR "" removes the attributes, as in Redis.
         let attributes: Collection.Upsert.AttributeChange = r.attributes.map { $0.isEmpty ? .remove : .set($0) } ?? .keep
         return (c, Collection.Upsert(id: r.element, vector: vector, attributes: attributes))
-    }
-
-    /// VSIM through the result cache: the collections' versions are read before searching, so an answer
-    /// computed across a write is stored under the older version and never served.
-    func cachedSimilar(_ request: VSimRequest, args: [ByteBuffer]) throws -> RESPValue {
-        var names = [request.key]
-        if case .element(_, let from?) = request.input { names.append(from) }
-        let collections = names.compactMap { catalog.collection($0) }
-        guard collections.count == names.count else { return try similar(request) }
-        let dependencies = collections.map { ResultCache.Dependency(collection: $0.collectionId, version: $0.writeVersion) }
-        let key = ResultCache.key(args.map { Array($0.readableBytesView) })
-        if let hit = cache.lookup(key, current: dependencies) { return hit }
-        let reply = try similar(request)
-        cache.store(key, reply: reply, dependencies: dependencies)
-        return reply
-    }
-
-    func similar(_ request: VSimRequest) throws -> RESPValue {
-        guard let c = catalog.collection(request.key) else {
-            if case .element(_, let from?) = request.input { _ = try catalog.require(from) }
-            return .array([])
-        }
-        if request.epsilon != nil && c.metric != .cosine {
-            throw CommandError.syntax("EPSILON needs a COSINE collection: it bounds Redis' similarity 1 - cosine_distance/2")
-        }
-        let query: [Float]
-        var excluding = Set<ElementID>()
-        switch request.input {
-        case .vector(let v):
-            query = try c.projectedInput(v)
-            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection") }
-        case .element(let element, let from):
-            let source = try from.map { try catalog.require($0) } ?? c
-            guard let v = source.vector(of: element) else { throw EngineError.elementNotFound(element) }
-            query = v
-            if request.excludeSeen { excluding = Set(try source.seen(of: element)) }
-        case .foldIn(let items, let weights):
-            query = try c.foldIn(items: items, weights: weights)
-            // A new user has seen what they named: those items are not recommended back.
-            excluding = Set(items)
-            if request.excludeSeen { throw CommandError.syntax("EXCLUDE-SEEN needs ELE user FROM users-collection; FOLDIN already leaves its items out") }
-        }
-        let params = SearchParameters(k: request.count, ef: request.ef, nprobe: request.nprobe)
-        var hits = try c.search(query, params, exact: request.truth, withAttributes: request.withAttributes, excluding: excluding,
-                                filter: request.filter, filterBudget: request.filterEF)
-        if let epsilon = request.epsilon { hits = hits.filter { 1 - $0.score <= epsilon } }
-        // As Redis: a plain array of elements, or (with scores or attributes) a map element -> score,
-        // element -> attributes, or element -> [score, attributes]; RESP2 writes the map flat.
-        guard request.withScores || request.withAttributes else { return .array(hits.map { .bulk(bytes: $0.id.bytes) }) }
-        var out: [RESPValue] = []
-        out.reserveCapacity(hits.count * 2)
-        for hit in hits {
-            out.append(.bulk(bytes: hit.id.bytes))
-            let score = RESPValue.double(float: Float(hit.score))
-            let attributes = hit.attributes.map { RESPValue.bulk(bytes: $0) } ?? .null
-            switch (request.withScores, request.withAttributes) {
-            case (true, true): out.append(.group([score, attributes]))
-            case (true, false): out.append(score)
-            default: out.append(attributes)
-            }
-        }
-        return .map(out)
     }
 }

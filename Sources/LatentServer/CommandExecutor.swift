@@ -93,6 +93,7 @@ public final class CommandExecutor: @unchecked Sendable {
     /// `replyBudgetBytes` (the caller runs the rest in a later batch).
     /// Names of the commands that write (Command.isWrite), upper-case, for routing before parsing.
     static let writeNames: Set<String> = ["VCREATE", "VADD", "VREM", "VSETATTR", "VDROP", "VREBUILD", "VRENAME", "VSETSEEN",
+                                          "VADDSEEN", "VREMSEEN",
                                           "DEL", "UNLINK", "RENAME", "RENAMENX", "FLUSHDB", "FLUSHALL", "EXPIRE", "PEXPIRE",
                                           "EXPIREAT", "PEXPIREAT", "PERSIST", "EXEC"]
 

@@ -19,6 +19,11 @@ enum VInfoReply {
                 ("deleted-in-index", String(info.deletedInIndex)), ("builds", String(info.builds))]
         out += info.indexFields.map { ($0.name, $0.value) }
         out.append(("memory", String(info.memoryBytes)))
+        out.append(("memory-attributes", String(info.attributeBytes)))
+        out.append(("memory-attributes-per-element", String(info.size == 0 ? 0 : info.attributeBytes / info.size)))
+        out.append(("seen-lists", String(info.seenListUsers)))
+        out.append(("memory-seen-lists", String(info.seenListBytes)))
+        out.append(("memory-seen-slot-cache", String(info.seenSlotCacheBytes)))
         return out
     }
 

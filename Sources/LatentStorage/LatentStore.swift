@@ -267,6 +267,11 @@ public final class LatentStore: @unchecked Sendable {
         try batch.delete(StoreLayout.attrs, StoreLayout.slotKey(collection, slot))
     }
 
+    /// Adds the removal of an element's seen list to `batch`.
+    public func deleteSeen(collection: UInt32, id: [UInt8], in batch: WriteBatch) throws {
+        try batch.delete(StoreLayout.seen, StoreLayout.idKey(collection, id))
+    }
+
     /// Adds an element's seen list (already encoded) to `batch`.
     public func putSeen(collection: UInt32, id: [UInt8], _ encoded: [UInt8], in batch: WriteBatch) throws {
         try batch.put(StoreLayout.seen, StoreLayout.idKey(collection, id), encoded)
@@ -329,6 +334,14 @@ public final class LatentStore: @unchecked Sendable {
         let prefix = StoreLayout.prefix(collection)
         try db.scan(StoreLayout.keys, prefix: prefix, from: from.map { prefix + $0 }) { k, _ in
             try body(Array(k[4...]))
+        }
+    }
+
+    /// Calls `body` with every stored seen list of a collection: the user element's id and the encoded list.
+    public func scanSeen(collection: UInt32, _ body: ([UInt8], [UInt8]) throws -> Void) throws {
+        try db.scan(StoreLayout.seen, prefix: StoreLayout.prefix(collection)) { k, v in
+            try body(Array(k[4...]), Array(v))
+            return true
         }
     }
 

@@ -67,6 +67,63 @@ final class CommandParserTests: XCTestCase {
         assertSyntaxError(["VSIM", "k", "SOMETHING"], containing: "expected VALUES n")
     }
 
+    func testVSimConstraintsAndPages() throws {
+        var r = VSimRequest(key: "k", input: .vector([1, 2]))
+        r.seenOf = SeenOwner(collection: "users", user: "u1")
+        r.excludeSeen = true
+        r.exclude = ["a", "b", "c"]
+        r.minScore = 0.5
+        r.offset = 20
+        XCTAssertEqual(try parse(["VSIM", "k", "VALUES", "2", "1", "2", "SEEN-OF", "users", "u1", "EXCLUDE", "2", "a", "b",
+                                  "exclude", "1", "c", "MINSCORE", "0.5", "OFFSET", "20"]), .vsim(r))
+        var l2 = VSimRequest(key: "k", input: .element("a", from: nil))
+        l2.maxDistance = 0
+        XCTAssertEqual(try parse(["VSIM", "k", "ELE", "a", "MAXDIST", "0"]), .vsim(l2))
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "SEEN-OF", "users"], containing: "SEEN-OF needs a users collection and a user")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "EXCLUDE", "0"], containing: "EXCLUDE needs a count >= 1")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "EXCLUDE", "3", "x", "y"], containing: "EXCLUDE 3 needs 3 ids")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "EXCLUDE", "9223372036854775807", "x"], containing: "fewer were given")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "MINSCORE", "inf"], containing: "not a finite number")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "MAXDIST", "-0.5"], containing: "negative")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "OFFSET", "-1"], containing: "OFFSET -1 is out of range")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "OFFSET", "100001"], containing: "OFFSET 100001 is out of range")
+        assertSyntaxError(["VSIM", "k", "ELE", "a", "OFFSET"], containing: "OFFSET needs a value")
+        // The ranking key ignores the page and nothing else.
+        var page2 = r
+        page2.offset = 30
+        page2.count = 99
+        XCTAssertEqual(page2.rankingKey, r.rankingKey)
+        var other = r
+        other.exclude = ["a", "b"]
+        XCTAssertNotEqual(other.rankingKey, r.rankingKey)
+        other = r
+        other.seenOf = SeenOwner(collection: "user", user: "su1")
+        XCTAssertNotEqual(other.rankingKey, r.rankingKey)
+    }
+
+    func testSeenCommandsAndVRecommend() throws {
+        XCTAssertEqual(try parse(["VADDSEEN", "users", "u", "a", "b"]), .vaddseen(key: "users", element: "u", items: ["a", "b"]))
+        XCTAssertEqual(try parse(["vremseen", "users", "u", "a"]), .vremseen(key: "users", element: "u", items: ["a"]))
+        XCTAssertEqual(try parse(["VGETSEEN", "users", "u"]), .vgetseen(key: "users", element: "u"))
+        XCTAssertThrowsError(try parse(["VADDSEEN", "users", "u"]))
+        XCTAssertThrowsError(try parse(["VGETSEEN", "users", "u", "x"]))
+        var r = VRecommendRequest(key: "items", positives: ["a", "b"])
+        r.negatives = ["c"]
+        r.from = "other"
+        r.strategy = .best
+        r.count = 5
+        r.withScores = true
+        r.filter = try FilterExpression(".x == 1")
+        XCTAssertEqual(try parse(["VRECOMMEND", "items", "POSITIVE", "2", "a", "b", "NEGATIVE", "1", "c", "FROM", "other",
+                                  "STRATEGY", "best", "COUNT", "5", "WITHSCORES", "FILTER", ".x == 1"]), .vrecommend(r))
+        assertSyntaxError(["VRECOMMEND", "items", "NEGATIVE", "1", "a"], containing: "needs POSITIVE")
+        assertSyntaxError(["VRECOMMEND", "items", "POSITIVE", "2", "a"], containing: "POSITIVE 2 needs 2 ids")
+        assertSyntaxError(["VRECOMMEND", "items", "POSITIVE", "1", "a", "STRATEGY", "x"], containing: "AVERAGE or BEST")
+        assertSyntaxError(["VRECOMMEND", "items", "POSITIVE", "1", "a", "NEGATIVE"], containing: "NEGATIVE needs a count")
+        assertSyntaxError(["VRECOMMEND", "items", "POSITIVE", "1", "a", "SIDEWAYS"], containing: "unknown VRECOMMEND option")
+        assertSyntaxError(["VRECOMMEND", "items", "POSITIVE", "1", "a", "FILTER", "(("], containing: "column")
+    }
+
     func testVSimFoldIn() throws {
         XCTAssertEqual(try parse(["VSIM", "items", "FOLDIN", "2", "a", "b", "COUNT", "3"]),
                        .vsim(VSimRequest(key: "items", input: .foldIn(items: ["a", "b"], weights: nil), count: 3)))

@@ -35,8 +35,9 @@ final class ANNIndexTests: XCTestCase {
             XCTAssertGreaterThan(r, 0.99)
         }
         // Concurrent inserts can still leave a rare node pruned from every list (0-1 per build here, as
-        // insertion order varies); the race this guards against orphaned 3 to 6 per build of this data.
-        XCTAssertLessThanOrEqual(orphans, 3)
+        // insertion order varies; 4 in 3 builds seen once with integration tests sharing the CPU); the race
+        // this guards against orphaned 3 to 6 per build of this data, 9 to 18 over the 3.
+        XCTAssertLessThanOrEqual(orphans, 6)
     }
 
     func testHNSWIncrementalInsertsDeletesAndReplacements() {
