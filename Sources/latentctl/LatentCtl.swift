@@ -27,5 +27,5 @@ struct LatentCtl: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure LatentDB (use a release build: swift build -c release).",
-        subcommands: [KernelBench.self, VAddBench.self, ANNBench.self, FilterBench.self, ServerANNBench.self, RecommendationBench.self])
+        subcommands: [KernelBench.self, VAddBench.self, ANNBench.self, FilterBench.self, SeenBench.self, ServerANNBench.self, RecommendationBench.self])
 }
