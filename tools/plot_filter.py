@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Plots filtered search, recall@10 against single-thread QPS, one panel per selectivity, from the JSON rows of
+`latentctl bench filter --json` (LatentDB HNSW and IVF, planner on) and tools/filter_anchors.py (hnswlib, FAISS
+HNSW and IVF with an IDSelectorBitmap).
+
+    python3 tools/plot_filter.py --results ../bench-results --out docs/img/filter_DATASET.png DATASET
+
+Needs matplotlib. The planner's exact scan shows as a single point (it has no knob)."""
+import argparse
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+SELECTIVITIES = ["50%", "10%", "1%", "0.1%"]
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--results", default="../bench-results")
+    p.add_argument("--out", required=True)
+    p.add_argument("dataset")
+    a = p.parse_args()
+    series = {}
+    for kind in ("hnsw", "ivf"):
+        path = os.path.join(a.results, f"{a.dataset}__latentdb_filter_{kind}.json")
+        if os.path.exists(path):
+            for r in load(path):
+                if r["plan"] == "auto":
+                    series.setdefault((f"LatentDB {kind.upper()}", r["selectivity"]), []).append((r["recall"], r["qps"]))
+    names = {"hnswlib": "hnswlib filter", "faiss_hnsw": "FAISS HNSW + bitmap", "faiss_ivf": "FAISS IVF + bitmap"}
+    for r in load(os.path.join(a.results, f"{a.dataset}__filter.json")):
+        series.setdefault((names[r["engine"]], r["selectivity"]), []).append((r["recall"], r["qps"]))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for ax, sel in zip(axes, SELECTIVITIES):
+        for (name, s), points in sorted(series.items()):
+            if s != sel:
+                continue
+            points.sort()
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+        ax.axvline(0.95, color="grey", linestyle=":", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_title(f"{a.dataset}, {sel} of elements match")
+        ax.set_xlabel("recall@10")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("queries per second, one thread (log)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(a.out, dpi=90)
+    print("wrote", a.out)
+
+
+if __name__ == "__main__":
+    main()
