@@ -159,8 +159,19 @@ public final class BoundFilter {
         var present = [UInt64](repeating: ~0, count: words)
         for f in tags.indices {
             var has = [UInt64](repeating: 0, count: words)
-            forEachEntry(f, below: count) { slot, tag, _ in
-                if tag != AttributeTable.Tag.unsupported.rawValue { has[slot >> 6] |= 1 << UInt64(slot & 63) }
+            if dense[f] {
+                // Tight loop over the tag bytes: a slot has the field when its tag is neither absent nor
+                // unsupported. `has` has `words` = ceil(count / 64) words and i < count, so i >> 6 is in range.
+                let unsupported = AttributeTable.Tag.unsupported.rawValue
+                tags[f].withUnsafeBufferPointer { t in
+                    has.withUnsafeMutableBufferPointer { h in
+                        for i in 0..<min(count, t.count) where t[i] != 0 && t[i] != unsupported { h[i >> 6] |= 1 << UInt64(i & 63) }
+                    }
+                }
+            } else {
+                forEachEntry(f, below: count) { slot, tag, _ in
+                    if tag != AttributeTable.Tag.unsupported.rawValue { has[slot >> 6] |= 1 << UInt64(slot & 63) }
+                }
             }
             for w in 0..<words { present[w] &= has[w] }
         }
@@ -199,6 +210,12 @@ public final class BoundFilter {
             let c = number(literal)
             let literalIsString: Bool
             if case .string = literal { literalIsString = true } else { literalIsString = false }
+            if dense[f] && !literalIsString {
+                // The common case (a numeric field against a number) without a closure or a FilterValue per
+                // slot: number slots compare directly, other tags take the general path below.
+                compareDenseNumbers(f, op: op, c, literal: literal, count: count, into: &out)
+                return out
+            }
             forEachEntry(f, below: count) { slot, tag, payload in
                 let value: FilterValue
                 switch AttributeTable.Tag(rawValue: tag) {
@@ -228,6 +245,68 @@ public final class BoundFilter {
                 if pass { out[slot >> 6] |= 1 << UInt64(slot & 63) }
             }
             return out
+        }
+    }
+
+    /// `.compare` over a dense column with a numeric (or null) literal, same results as the general path.
+    private func compareDenseNumbers(_ f: Int, op: FilterOperator, _ c: Double, literal: FilterValue, count: Int,
+                                     into out: inout [UInt64]) {
+        let numberTag = AttributeTable.Tag.number.rawValue
+        tags[f].withUnsafeBufferPointer { t in
+            bits[f].withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    // Invariant: i < min(count, t.count) and o has ceil(count / 64) words; tags and bits of
+                    // a dense column have the same length.
+                    for i in 0..<min(count, t.count, b.count) {
+                        let tag = t[i]
+                        if tag == 0 { continue }
+                        let pass: Bool
+                        if tag == numberTag {
+                            let v = Double(bitPattern: b[i])
+                            switch op {
+                            case .equal: pass = v == c
+                            case .notEqual: pass = v != c
+                            case .greater: pass = v > c
+                            case .greaterOrEqual: pass = v >= c
+                            case .less: pass = v < c
+                            default: pass = v <= c
+                            }
+                        } else {
+                            pass = generalCompare(tag: tag, payload: b[i], op: op, c, literal: literal, literalIsString: false)
+                        }
+                        if pass { o[i >> 6] |= 1 << UInt64(i & 63) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One slot's comparison, for any tag (the general path of `.compare`).
+    private func generalCompare(tag: UInt8, payload: UInt64, op: FilterOperator, _ c: Double, literal: FilterValue,
+                                literalIsString: Bool) -> Bool {
+        let value: FilterValue
+        switch AttributeTable.Tag(rawValue: tag) {
+        case .number: value = .number(Double(bitPattern: payload))
+        case .string: value = .string(Int32(truncatingIfNeeded: payload))
+        case .null: value = .null
+        case .array: value = .tuple(Int32(truncatingIfNeeded: payload))
+        default: return false
+        }
+        switch op {
+        case .equal, .notEqual:
+            var same: Bool
+            if case .number(let d) = value, !literalIsString { same = d == c } else { same = equal(value, literal) }
+            if op == .notEqual { same.toggle() }
+            return same
+        default:
+            let v: Double
+            if case .number(let d) = value { v = d } else { v = number(value) }
+            switch op {
+            case .greater: return v > c
+            case .greaterOrEqual: return v >= c
+            case .less: return v < c
+            default: return v <= c
+            }
         }
     }
 

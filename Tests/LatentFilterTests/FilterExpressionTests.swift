@@ -113,7 +113,7 @@ final class FilterExpressionTests: XCTestCase {
         func leaf() -> String {
             let field = ["a", "b", "s", "rare"][Int(rng.next() % 4)]
             let op = ["==", "!=", "<", "<=", ">", ">="][Int(rng.next() % 6)]
-            let literal = ["0", "1", "-1", "3", "'x'", "''", "'3'"][Int(rng.next() % 7)]
+            let literal = ["0", "1", "-1", "3", "'x'", "''", "'3'", "2.5"][Int(rng.next() % 8)]
             return rng.next() % 2 == 0 ? ".\(field) \(op) \(literal)" : "\(literal) \(op) .\(field)"
         }
         func tree(_ depth: Int) -> String {
