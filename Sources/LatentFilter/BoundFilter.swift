@@ -217,32 +217,9 @@ public final class BoundFilter {
                 return out
             }
             forEachEntry(f, below: count) { slot, tag, payload in
-                let value: FilterValue
-                switch AttributeTable.Tag(rawValue: tag) {
-                case .number: value = .number(Double(bitPattern: payload))
-                case .string: value = .string(Int32(truncatingIfNeeded: payload))
-                case .null: value = .null
-                case .array: value = .tuple(Int32(truncatingIfNeeded: payload))
-                default: return
+                if generalCompare(tag: tag, payload: payload, op: op, c, literal: literal, literalIsString: literalIsString) {
+                    out[slot >> 6] |= 1 << UInt64(slot & 63)
                 }
-                let pass: Bool
-                switch op {
-                case .equal, .notEqual:
-                    var same: Bool
-                    if case .number(let d) = value, !literalIsString { same = d == c } else { same = equal(value, literal) }
-                    if op == .notEqual { same.toggle() }
-                    pass = same
-                default:
-                    let v: Double
-                    if case .number(let d) = value { v = d } else { v = number(value) }
-                    switch op {
-                    case .greater: pass = v > c
-                    case .greaterOrEqual: pass = v >= c
-                    case .less: pass = v < c
-                    default: pass = v <= c
-                    }
-                }
-                if pass { out[slot >> 6] |= 1 << UInt64(slot & 63) }
             }
             return out
         }

@@ -297,32 +297,15 @@ public enum CommandParser {
                 request.offset = v
                 i += 2
             case "NOTHREAD": i += 1
-            case "COUNT", "EF", "NPROBE":
-                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
-                let v = try a.integer(i + 1, what: option)
-                switch option {
-                case "COUNT": request.count = v
-                case "EF":
-                    guard v >= 1 && v <= 1_000_000 else { throw CommandError.syntax("EF \(v) is out of range: use 1..1000000") }
-                    request.ef = v
-                default:
-                    guard v >= 1 else { throw CommandError.syntax("NPROBE \(v) is out of range: use 1 or more") }
-                    request.nprobe = v
-                }
-                i += 2
+            case "COUNT": request.count = try a.value(at: &i, option: option)
+            case "EF": request.ef = try a.value(at: &i, option: option, in: 1...1_000_000)
+            case "NPROBE": request.nprobe = try a.value(at: &i, option: option, in: 1...Int.max)
             case "EPSILON":
                 guard i + 1 < a.count else { throw CommandError.syntax("option EPSILON needs a value") }
                 guard let d = Double(a.string(i + 1)), d > 0, d.isFinite else { throw CommandError.syntax("invalid EPSILON") }
                 request.epsilon = d
                 i += 2
-            case "FILTER":
-                guard i + 1 < a.count else { throw CommandError.syntax("option FILTER needs an expression") }
-                do {
-                    request.filter = try FilterExpression(a.string(i + 1))
-                } catch let e as FilterSyntaxError {
-                    throw CommandError.syntax(e.description)
-                }
-                i += 2
+            case "FILTER": request.filter = try a.filter(at: &i)
             case "FILTER-EF":
                 guard i + 1 < a.count else { throw CommandError.syntax("option FILTER-EF needs a value") }
                 let v = try a.integer(i + 1, what: option)
@@ -365,27 +348,10 @@ public enum CommandParser {
                 }
                 request.strategy = s
                 i += 2
-            case "COUNT", "EF", "NPROBE":
-                guard i + 1 < a.count else { throw CommandError.syntax("option \(option) needs a value") }
-                let v = try a.integer(i + 1, what: option)
-                switch option {
-                case "COUNT": request.count = v
-                case "EF":
-                    guard v >= 1 && v <= 1_000_000 else { throw CommandError.syntax("EF \(v) is out of range: use 1..1000000") }
-                    request.ef = v
-                default:
-                    guard v >= 1 else { throw CommandError.syntax("NPROBE \(v) is out of range: use 1 or more") }
-                    request.nprobe = v
-                }
-                i += 2
-            case "FILTER":
-                guard i + 1 < a.count else { throw CommandError.syntax("option FILTER needs an expression") }
-                do {
-                    request.filter = try FilterExpression(a.string(i + 1))
-                } catch let e as FilterSyntaxError {
-                    throw CommandError.syntax(e.description)
-                }
-                i += 2
+            case "COUNT": request.count = try a.value(at: &i, option: option)
+            case "EF": request.ef = try a.value(at: &i, option: option, in: 1...1_000_000)
+            case "NPROBE": request.nprobe = try a.value(at: &i, option: option, in: 1...Int.max)
+            case "FILTER": request.filter = try a.filter(at: &i)
             default:
                 throw CommandError.syntax("unknown VRECOMMEND option '\(a.string(i))': use NEGATIVE, FROM, STRATEGY, COUNT, FILTER, WITHSCORES, WITHATTRIBS, EF, NPROBE or TRUTH")
             }
@@ -407,6 +373,30 @@ struct Arguments {
 
     /// An element id: the argument's bytes as sent (binary-safe, never decoded as text).
     func element(_ i: Int) -> ElementID { ElementID(bytes: bytes(i)) }
+
+    /// The integer after the option at `i` (COUNT, EF, NPROBE), checked against `range`; `i` moves past it.
+    func value(at i: inout Int, option: String, in range: ClosedRange<Int>? = nil) throws -> Int {
+        guard i + 1 < count else { throw CommandError.syntax("option \(option) needs a value") }
+        let v = try integer(i + 1, what: option)
+        if let range, !range.contains(v) {
+            let shown = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "\(range.lowerBound)..\(range.upperBound)"
+            throw CommandError.syntax("\(option) \(v) is out of range: use \(shown)")
+        }
+        i += 2
+        return v
+    }
+
+    /// The FILTER expression after the option at `i`, compiled; `i` moves past it.
+    func filter(at i: inout Int) throws -> FilterExpression {
+        guard i + 1 < count else { throw CommandError.syntax("option FILTER needs an expression") }
+        do {
+            let expression = try FilterExpression(string(i + 1))
+            i += 2
+            return expression
+        } catch let e as FilterSyntaxError {
+            throw CommandError.syntax(e.description)
+        }
+    }
 
     /// `WORD n id1 .. idn` at `i` (i points at WORD): the n ids (n >= 1); `i` moves past them.
     func counted(at i: inout Int, what: String) throws -> [ElementID] {
