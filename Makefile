@@ -28,10 +28,12 @@ server-deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	tools/apt_install.sh $$missing
 
-# What the tests add: redis-tools, python3-venv, and a virtualenv with the Python packages.
+# What the tests add: redis-tools, python3-venv, qemu-user on x86-64 (runs latentd on an emulated CPU
+# without AVX, tests/integration/test_kernel_levels.py), and a virtualenv with the Python packages.
 test-deps: server-deps
 	@missing=""; \
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	[ "$$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || missing="$$missing qemu-user"; \
 	[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	tools/apt_install.sh $$missing
 	@[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -m venv $(VENV)
@@ -61,8 +63,13 @@ demo: release
 	@command -v redis-cli >/dev/null || tools/apt_install.sh redis-tools
 	tools/demo.sh
 
+# The kernel, flat-scan and HNSW-recall tests run a second time with the portable kernels pinned (what
+# a CPU without AVX2, or arm64, runs).
+KERNEL_TESTS := KernelLevelTests|DistanceKernelTests|FlatIndexTests|ANNIndexTests.testHNSWRecallForEveryMetric
+
 unit-tests: build
 	swift test --disable-swift-testing $(SWIFT_TEST_FLAGS)
+	LATENT_KERNELS=portable swift test --disable-swift-testing --skip-build --filter '$(KERNEL_TESTS)'
 
 integration-tests: build test-deps
 	LATENTD_BIN=$(CURDIR)/.build/debug/latentd LATENTCTL_BIN=$(CURDIR)/.build/debug/latentctl \

@@ -1,6 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Code generation for one x86-64 micro-architecture level, plus LATENT_FMA so the kernels use fused
+/// multiply-add (which the portable build must not: without the instruction it is a libm call per lane).
+/// On other hosts the x86 kernel modules compile like the portable one and are never selected.
+func x86KernelFlags(_ level: String) -> [SwiftSetting] {
+    #if arch(x86_64)
+    return [.unsafeFlags(["-Xcc", "-march=\(level)"]), .define("LATENT_FMA")]
+    #else
+    return []
+    #endif
+}
+
 // Layers, bottom to top: CRocksDB -> LatentStorage; LatentVectors -> LatentIndex;
 // both -> LatentEngine; LatentProtocol (codec, commands); LatentServer (NIO) -> latentd.
 let package = Package(
@@ -23,13 +34,18 @@ let package = Package(
         // DB::Resume and the background error, which RocksDB 7.8's C API lacks: a few lines of C++.
         .target(name: "CRocksDBExtras", dependencies: ["CRocksDB"]),
         .target(name: "LatentStorage", dependencies: ["CRocksDB", "CRocksDBExtras"]),
-        // The distance kernels are the one place where AVX2/FMA code generation pays (5-6x measured);
-        // the flag is kept to this target so the rest of the build stays portable. No -Ounchecked: the
-        // kernels' hot loops run over unsafe pointers (no bounds checks to remove), and with it every
-        // precondition and overflow check of the module was compiled out, debug builds included
-        // (measured back to back: +1% to +5% ns per vector, within this VM's drift; docs/benchmarks.md).
-        .target(name: "LatentVectors",
-                swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]),
+        // The distance kernels, compiled three times from one source (LatentKernelsPortable/Kernels.swift,
+        // symlinked into the other two): no instruction-set flags, x86-64-v3 (AVX2/FMA) and x86-64-v4
+        // (AVX-512). LatentVectors picks one at run time by cpuid (KernelLevel.swift); it and everything
+        // else stay flag-free, so the binary starts on any x86-64 and builds for arm64 (where the two x86
+        // modules get no flags and are never chosen). No -Ounchecked (docs/benchmarks.md).
+        .target(name: "LatentKernelInterface"),
+        .target(name: "LatentKernelsPortable", dependencies: ["LatentKernelInterface"]),
+        .target(name: "LatentKernelsAVX2", dependencies: ["LatentKernelInterface"], swiftSettings: x86KernelFlags("x86-64-v3")),
+        .target(name: "LatentKernelsAVX512", dependencies: ["LatentKernelInterface"], swiftSettings: x86KernelFlags("x86-64-v4")),
+        .target(name: "LatentVectors", dependencies: [
+            "CLatentSupport", "LatentKernelInterface", "LatentKernelsPortable", "LatentKernelsAVX2", "LatentKernelsAVX512",
+        ]),
         .target(name: "CLatentSupport"),
         .target(name: "LatentIndex", dependencies: ["LatentVectors", "CLatentSupport"]),
         // FILTER expressions (Redis' language) and the in-memory attribute columns they read: pure Swift.
@@ -50,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "latentd", dependencies: [
-            "LatentServer", "LatentEngine", "LatentProtocol", "LatentStorage",
+            "LatentServer", "LatentEngine", "LatentProtocol", "LatentStorage", "LatentVectors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -45,6 +45,9 @@ public final class HNSWIndex: VectorIndex {
 
     /// COSINE is served as inner product over normalised vectors: one dot product per comparison.
     private let kernelMetric: Metric
+    /// The pair kernel for `kernelMetric` at the process's level, held here so the walk calls straight
+    /// into the kernel module (no per-distance lookup of the active level).
+    private let pairDistance: KernelTable.Pair
     private let levelMultiplier: Double
     var rng: SplitMix64
 
@@ -95,6 +98,7 @@ public final class HNSWIndex: VectorIndex {
         m0 = 2 * self.m
         self.efConstruction = parameters.efConstruction
         kernelMetric = metric == .cosine ? .ip : metric
+        pairDistance = kernelMetric == .l2 ? DistanceKernels.active.l2Squared : DistanceKernels.active.dot
         levelMultiplier = 1 / log(Double(self.m))
         rng = SplitMix64(seed: seed)
         // Capacity 0 is allowed: an empty collection's graph allocates nothing until its first node.
@@ -145,8 +149,8 @@ public final class HNSWIndex: VectorIndex {
 
     @inline(__always)
     func distance(_ q: UnsafePointer<Float>, _ node: UInt32) -> Float {
-        kernelMetric == .l2 ? DistanceKernels.l2Squared(q, vector(node), dimension)
-                            : -DistanceKernels.dot(q, vector(node), dimension)
+        let d = pairDistance(q, vector(node), dimension)
+        return kernelMetric == .l2 ? d : -d
     }
 
     /// The internal distance users of the protocol expect (COSINE: 1 - cos).

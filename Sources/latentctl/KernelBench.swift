@@ -9,7 +9,13 @@ struct KernelBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "kernels", abstract: "Distance kernels: ns per vector.")
 
     @Option(help: "Dimensions to measure.")
-    var dims: [Int] = [10, 128, 384]
+    var dims: [Int] = [10, 128, 384, 784]
+
+    @Option(help: "Kernel levels to measure, comma-separated (portable, avx2, avx512; default: every level this CPU runs).")
+    var levels: String?
+
+    @Flag(help: "Run the requested levels even where cpuid says the CPU lacks them (tests use it under an emulator to show the AVX2 code really faults there); expect SIGILL.")
+    var uncheckedLevel = false
 
     @Option(help: "Bytes of vectors scanned per pass (default 32 MiB: beyond the L2 cache, like a real collection).")
     var bytes = 32 << 20
@@ -18,7 +24,20 @@ struct KernelBench: ParsableCommand {
     var seconds = 1.0
 
     func run() throws {
-        print("dim  metric   simd ns/vec  scalar ns/vec  speedup  simd GFLOP/s   flat top-10 ns/vec")
+        var chosen = KernelLevel.runnable
+        if let levels {
+            chosen = try levels.split(separator: ",").map { name in
+                guard let level = KernelLevel.allCases.first(where: { $0.name == name.lowercased() }) else {
+                    throw ValidationError("--levels: \(name) is not a kernel level: use portable, avx2 or avx512")
+                }
+                guard uncheckedLevel || level <= KernelLevel.supported else {
+                    throw ValidationError("--levels: this CPU lacks \(level.name) (best: \(KernelLevel.supported.name))")
+                }
+                return level
+            }
+        }
+        print("CPU: best kernel level \(KernelLevel.supported.name); active in this process: \(DistanceKernels.active.level.name)")
+        print("dim  metric   level     simd ns/vec  scalar ns/vec  speedup  simd GFLOP/s   flat top-10 ns/vec")
         for dim in dims {
             let n = max(1000, bytes / (dim * 4))
             let buffer = VectorBuffer(dimension: dim, initialCapacity: n)
@@ -30,16 +49,22 @@ struct KernelBench: ParsableCommand {
             }
             let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
             for metric in Metric.allCases {
-                let simd = measure(n) { q.withUnsafeBufferPointer { scanSIMD(metric, $0.baseAddress!, buffer, n) } }
                 let scalar = measure(n) { q.withUnsafeBufferPointer { scanScalar(metric, $0.baseAddress!, buffer, n) } }
-                let flat = measure(n) {
-                    q.withUnsafeBufferPointer {
-                        Float(FlatIndex.scan($0.baseAddress!, in: buffer, metric: metric, k: 10, ranksBefore: { $0 < $1 }).count)
-                    }
+                for level in chosen {
+                    let kernels = KernelTable(level)
+                    let simd = measure(n) { q.withUnsafeBufferPointer { scanSIMD(kernels, metric, $0.baseAddress!, buffer, n) } }
+                    // FlatIndex runs the process's active level only.
+                    let flat = level != DistanceKernels.active.level ? "-" : String(format: "%.2f", measure(n) {
+                        q.withUnsafeBufferPointer {
+                            Float(FlatIndex.scan($0.baseAddress!, in: buffer, metric: metric, k: 10, ranksBefore: { $0 < $1 }).count)
+                        }
+                    })
+                    let flops = Double(dim * (metric == .l2 ? 3 : 2)) / simd
+                    func padded(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+                    print(String(format: "%4d  ", dim) + padded(metric.rawValue, 7) + "  " + padded(level.name, 8)
+                          + String(format: " %11.2f  %13.2f  %6.1fx  %12.1f  ", simd, scalar, scalar / simd, flops)
+                          + String(repeating: " ", count: max(0, 18 - flat.count)) + flat)
                 }
-                let flops = Double(dim * (metric == .l2 ? 3 : 2)) / simd
-                print(String(format: "%4d  %-7@ %11.2f  %13.2f  %6.1fx  %12.1f  %18.2f",
-                             dim, metric.rawValue, simd, scalar, scalar / simd, flops, flat))
             }
         }
     }
@@ -60,13 +85,14 @@ struct KernelBench: ParsableCommand {
         return Double(now - start) / Double(passes * n)
     }
 
-    private func scanSIMD(_ metric: Metric, _ q: UnsafePointer<Float>, _ buffer: VectorBuffer, _ n: Int) -> Float {
+    private func scanSIMD(_ kernels: KernelTable, _ metric: Metric, _ q: UnsafePointer<Float>, _ buffer: VectorBuffer,
+                          _ n: Int) -> Float {
         var acc: Float = 0
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { out in
             var start = 0
             while start < n {
                 let count = min(256, n - start)
-                DistanceKernels.distances(metric, query: q, base: buffer.vector(start), count: count, dimension: buffer.dimension,
+                kernels.distances(metric, query: q, base: buffer.vector(start), count: count, dimension: buffer.dimension,
                                           invNorms: buffer.inverseNorms(from: start), out: out.baseAddress!)
                 acc += out[0]
                 start += count
@@ -75,7 +101,7 @@ struct KernelBench: ParsableCommand {
         return acc
     }
 
-    /// The textbook loop, compiled without the kernel target's AVX2 flags (norms precomputed as in the SIMD path).
+    /// The textbook loop, compiled without any kernel module's flags (norms precomputed as in the SIMD path).
     private func scanScalar(_ metric: Metric, _ q: UnsafePointer<Float>, _ buffer: VectorBuffer, _ n: Int) -> Float {
         var acc: Float = 0
         let dim = buffer.dimension

@@ -4,6 +4,7 @@ import LatentEngine
 import LatentProtocol
 import LatentServer
 import LatentStorage
+import LatentVectors
 import Logging
 
 @main
@@ -75,6 +76,9 @@ struct LatentD: ParsableCommand {
         let level = LogLevelBox(config.logLevel)
         LoggingSystem.bootstrap { label in RuntimeLevelLogHandler(label: label, level: level) }
         let logger = Logger(label: "latentd")
+        // A pinned kernel level the CPU cannot run would be SIGILL at the first query: refuse instead.
+        if let problem = DistanceKernels.selectionProblem { fail("latentd: \(problem)") }
+        logger.info("distance kernels: \(DistanceKernels.codePath)")
         let settings = RuntimeConfiguration(config, configFile: self.config)
         settings.observe { level.level = $0.logLevel }
 

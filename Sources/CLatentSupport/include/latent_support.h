@@ -2,6 +2,7 @@
 #define LATENT_SUPPORT_H
 
 #include "latent_build_info.h"
+#include "latent_cpu.h"
 #include "latent_fuzz_driver.h"
 
 /* Hints Swift has no spelling for. Graph search jumps to a random node per neighbor; asking for the

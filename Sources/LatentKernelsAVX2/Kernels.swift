@@ -1,0 +1,1 @@
+../LatentKernelsPortable/Kernels.swift
