@@ -26,8 +26,19 @@ public enum Kernels: KernelFunctions {
 
     /// acc += a * b. With FMA (x86-64-v3 and up, and arm64) one fused instruction; without it the
     /// fused form would become a libm call per lane, so the portable build multiplies and adds.
+    /// Two concrete overloads rather than one generic over SIMD: debug builds (the tests) do not
+    /// specialise, and a generic here made a debug HNSW build spend most of its time in metadata lookups.
     @inline(__always)
-    static func multiplyAdd<V: SIMD>(_ acc: inout V, _ a: V, _ b: V) where V.Scalar == Float {
+    static func multiplyAdd(_ acc: inout SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
+        #if LATENT_FMA || arch(arm64)
+        acc.addProduct(a, b)
+        #else
+        acc += a * b
+        #endif
+    }
+
+    @inline(__always)
+    static func multiplyAdd(_ acc: inout SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
         #if LATENT_FMA || arch(arm64)
         acc.addProduct(a, b)
         #else

@@ -145,6 +145,15 @@ public struct Credentials: Equatable, Sendable {
     }
 }
 
+/// What a SLOWLOG request asks for.
+public enum SlowlogRequest: Equatable, Sendable {
+    /// The newest `count` entries (nil: 10, Redis' default; -1: all).
+    case get(count: Int?)
+    case len
+    case reset
+    case help
+}
+
 /// A parsed request. Parsing checks the grammar (arity, keywords, numbers); the engine checks the
 /// values against the data (dimension, unknown collection, ...).
 public enum Command: Equatable, Sendable {
@@ -160,6 +169,10 @@ public enum Command: Equatable, Sendable {
     /// `CONFIG SET name value [name value ...]`, as pairs flattened in order.
     case configSet([String])
     case configRewrite
+    /// CONFIG RESETSTAT: zeroes INFO's counters, commandstats and latencystats.
+    case configResetStat
+    /// SLOWLOG GET [count] / LEN / RESET / HELP, as Redis.
+    case slowlog(SlowlogRequest)
     case client(subcommand: String, arguments: [String])
     case select(Int)
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
@@ -226,7 +239,8 @@ public enum Command: Equatable, Sendable {
         case .info: return "info"
         case .shutdown: return "shutdown"
         case .command: return "command"
-        case .configGet, .configSet, .configRewrite: return "config"
+        case .configGet, .configSet, .configRewrite, .configResetStat: return "config"
+        case .slowlog: return "slowlog"
         case .client: return "client"
         case .select: return "select"
         case .hello: return "hello"

@@ -39,8 +39,29 @@ public enum CommandParser {
             case "rewrite":
                 try a.arity(2...2)
                 return .configRewrite
+            case "resetstat":
+                try a.arity(2...2)
+                return .configResetStat
             default:
-                throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET or REWRITE")
+                throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET, REWRITE or RESETSTAT")
+            }
+        case "slowlog":
+            try a.arity(2...)
+            switch a.string(1).lowercased() {
+            case "get":
+                try a.arity(2...3)
+                return .slowlog(.get(count: a.count == 3 ? try a.integer(2, what: "SLOWLOG GET count", in: -1...Int.max) : nil))
+            case "len":
+                try a.arity(2...2)
+                return .slowlog(.len)
+            case "reset":
+                try a.arity(2...2)
+                return .slowlog(.reset)
+            case "help":
+                try a.arity(2...2)
+                return .slowlog(.help)
+            default:
+                throw CommandError.syntax("unknown SLOWLOG subcommand '\(a.string(1).prefix(64))': use GET [count], LEN, RESET or HELP")
             }
         case "client":
             try a.arity(2...)

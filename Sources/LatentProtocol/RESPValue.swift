@@ -40,6 +40,12 @@ public enum RESPValue: Equatable, Sendable {
         return false
     }
 
+    /// An error reply's code, its first word ("ERR", "NOAUTH", ...); nil for other replies.
+    public var errorCode: String? {
+        guard case .error(let line) = self else { return nil }
+        return String(line.prefix { $0 != " " })
+    }
+
     public static func bulk(_ s: String) -> RESPValue { .bulkString(ByteBuffer(string: s)) }
     public static func bulk(bytes: [UInt8]) -> RESPValue { .bulkString(ByteBuffer(bytes: bytes)) }
 

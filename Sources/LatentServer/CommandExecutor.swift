@@ -3,6 +3,7 @@ import LatentEngine
 import LatentIndex
 import LatentProtocol
 import LatentVectors
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -61,6 +62,9 @@ public final class CommandExecutor: @unchecked Sendable {
     public let stats: ServerStats
     public let cache: ResultCache
     public let clients = ClientRegistry()
+    /// SLOWLOG's entries (SlowLog.swift).
+    public let slowLog = SlowLog()
+    let logger = Logger(label: "latentd.slowlog")
     /// Held for reading by every request (except PING/ECHO) and for writing by EXEC: transactions are
     /// isolated from other clients' commands (CommandExecutor+Transactions.swift).
     let gate = ReadWriteLock()
@@ -84,6 +88,8 @@ public final class CommandExecutor: @unchecked Sendable {
         let cache = ResultCache(capacityBytes: settings.current.queryCacheBytes)
         self.cache = cache
         settings.observe { cache.resize(capacityBytes: $0.queryCacheBytes) }
+        let slowLog = self.slowLog
+        settings.observe { slowLog.trim(to: $0.slowlogMaxLength) }
     }
 
     /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
@@ -119,16 +125,22 @@ public final class CommandExecutor: @unchecked Sendable {
         var replyBytes = 0
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
-        var names: [String] = []
+        var runs: [ServerStats.Run] = []
         var wrote: [Int] = []
         var position = 0
+        let slowerThan = configuration.slowlogSlowerThanMicroseconds
         while position < batch.count {
             // The client is gone: its remaining requests are not run (their replies could not be sent).
             if isCancelled() { break }
+            let started = DispatchTime.now().uptimeNanoseconds
             if let group = vaddGroup(batch, from: position, session: session) {
-                for var outcome in runVAddGroup(group, session: session) {
+                let groupOutcomes = runVAddGroup(group, session: session)
+                // One batch write for the group: each VADD is charged an equal share of its time.
+                let each = (DispatchTime.now().uptimeNanoseconds - started) / 1000 / UInt64(max(groupOutcomes.count, 1))
+                for (i, var outcome) in groupOutcomes.enumerated() {
                     outcome.version = session.protocolVersion
-                    names.append("vadd")
+                    runs.append(ServerStats.Run(name: "vadd", microseconds: each, rejected: false, failed: outcome.reply.isError))
+                    logIfSlow(batch[position + i], microseconds: each, slowerThan: slowerThan, session: session)
                     if !outcome.reply.isError { wrote.append(outcomes.count) }
                     replyBytes += ResultCache.size(of: outcome.reply)
                     outcomes.append(outcome)
@@ -140,10 +152,15 @@ public final class CommandExecutor: @unchecked Sendable {
             let args = batch[position]
             position += 1
             var (outcome, command) = execute(args, session: session)
+            let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
             outcome.version = session.protocolVersion
             if let command {
-                names.append(command.name)
+                // As Redis: a request that never ran (unparsable, or refused) is not a slow command.
+                let rejected = outcome.reply.errorCode.map { CommandExecutor.rejectionCodes.contains($0) } ?? false
+                runs.append(ServerStats.Run(name: command.name, microseconds: micros, rejected: rejected,
+                                            failed: outcome.reply.isError && !rejected))
                 if command.isWrite && !outcome.reply.isError { wrote.append(outcomes.count) }
+                if !rejected { logIfSlow(args, microseconds: micros, slowerThan: slowerThan, session: session) }
             }
             outcomes.append(outcome)
             if outcome.after != .none { break }
@@ -159,8 +176,23 @@ public final class CommandExecutor: @unchecked Sendable {
             }
         }
         let errors = outcomes.filter { $0.reply.isError }.count
-        stats.record(calls: names, errors: errors)
+        stats.record(runs, errors: errors)
         return outcomes
+    }
+
+    /// Errors that refuse a command before it runs: Redis counts them as rejected_calls, not failed_calls.
+    static let rejectionCodes: Set<String> = ["NOAUTH", "MISCONF", "READONLY"]
+
+    /// Adds a request to the slow log when it took at least `slowerThan` microseconds (negative: off).
+    private func logIfSlow(_ args: [ByteBuffer], microseconds: UInt64, slowerThan: Int, session: Session) {
+        guard slowerThan >= 0, microseconds >= UInt64(slowerThan) else { return }
+        let client = session.record?.address ?? ""
+        slowLog.record(arguments: args, microseconds: Int(microseconds), client: client, clientName: session.name,
+                       maxLength: configuration.slowlogMaxLength)
+        logger.notice("slow command", metadata: [
+            "command": .string(args.first.map { String(buffer: $0).lowercased() }.map { String($0.prefix(32)) } ?? ""),
+            "usec": .stringConvertible(microseconds), "client": .string(client),
+        ])
     }
 
     func execute(_ args: [ByteBuffer], session: Session) -> (Outcome, Command?) {
@@ -364,6 +396,11 @@ public final class CommandExecutor: @unchecked Sendable {
                 return Outcome(reply: .err("\(error)"))
             }
             return Outcome(reply: .ok)
+        case .configResetStat:
+            stats.reset()
+            return Outcome(reply: .ok)
+        case .slowlog(let request):
+            return Outcome(reply: slowlog(request))
         case .client(let sub, let arguments):
             return Outcome(reply: client(sub, arguments, session: session))
         case .select(let db):

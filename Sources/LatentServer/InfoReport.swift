@@ -14,7 +14,9 @@ struct InfoReport {
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
                                   "cluster", "keyspace", "latentdb"]
     /// `INFO all` / `everything` add the per-command counters.
-    static let allSections = defaultSections + ["commandstats"]
+    static let allSections = defaultSections + ["commandstats", "latencystats"]
+    /// Redis' default latency-tracking-info-percentiles.
+    static let latencyPercentiles: [(label: String, value: Double)] = [("50", 50), ("99", 99), ("99.9", 99.9)]
 
     /// One or more section names (case-insensitive); unknown names are skipped, as Redis does.
     func render(sections requested: [String]) -> String {
@@ -38,6 +40,7 @@ struct InfoReport {
         case "cpu": title = "CPU"
         case "latentdb": title = "LatentDB"
         case "commandstats": title = "Commandstats"
+        case "latencystats": title = "Latencystats"
         default: title = section.prefix(1).uppercased() + section.dropFirst()
         }
         return "# \(title)\r\n" + fields(section).map { "\($0.0):\($0.1)\r\n" }.joined()
@@ -124,7 +127,20 @@ struct InfoReport {
             }
             return lines
         case "commandstats":
-            return executor.stats.snapshot().calls.sorted { $0.key < $1.key }.map { ("cmdstat_\($0.key)", "calls=\($0.value)") }
+            // Redis 7's line: cmdstat_NAME:calls=,usec=,usec_per_call=,rejected_calls=,failed_calls=
+            return executor.stats.commands.sorted { $0.key < $1.key }.map { name, s in
+                let perCall = s.calls > 0 ? Double(s.microseconds) / Double(s.calls) : 0
+                return ("cmdstat_\(name)", "calls=\(s.calls),usec=\(s.microseconds),usec_per_call="
+                        + String(format: "%.2f", perCall) + ",rejected_calls=\(s.rejected),failed_calls=\(s.failed)")
+            }
+        case "latencystats":
+            // Redis 7's line: latency_percentiles_usec_NAME:p50=,p99=,p99.9= (commands that ran at least once).
+            return executor.stats.commands.sorted { $0.key < $1.key }.filter { $0.value.calls > 0 }.map { name, s in
+                let ps = InfoReport.latencyPercentiles.map { p in
+                    "p\(p.label)=" + String(format: "%.3f", Double(s.latency.valueAtPercentile(p.value)))
+                }
+                return ("latency_percentiles_usec_\(name)", ps.joined(separator: ","))
+            }
         default:
             return []
         }

@@ -36,6 +36,9 @@ struct LatentD: ParsableCommand {
     @Option(help: "Most bytes of received, not yet run requests per client, e.g. 512mb (default 1gb).") var clientQueryBufferLimit: String?
     @Option(help: "\"normal HARD SOFT SECONDS\": disconnect a client whose unsent replies exceed HARD bytes, or SOFT for SECONDS (default \"normal 0 0 0\": no limit).")
     var clientOutputBufferLimit: String?
+    @Option(help: "Log commands that run at least this many microseconds to SLOWLOG; 0 logs all, -1 none (default 10000).")
+    var slowlogLogSlowerThan: String?
+    @Option(help: "Most SLOWLOG entries kept (default 128).") var slowlogMaxLen: String?
     @Option(help: "Refuse writes (MISCONF) while the data directory's disk has less free space than this, e.g. 512mb (default 256mb; 0 = no guard).")
     var minFreeDisk: String?
     @Flag(help: "Open a store whose write-ahead log is damaged before its end, dropping every write after the damage (the log says how many). Without it latentd refuses to start.")
@@ -50,6 +53,7 @@ struct LatentD: ParsableCommand {
                                           ("proto-max-bulk-len", protoMaxBulkLen), ("timeout", timeout), ("log-level", logLevel),
                                           ("client-query-buffer-limit", clientQueryBufferLimit),
                                           ("client-output-buffer-limit", clientOutputBufferLimit), ("min-free-disk", minFreeDisk),
+                                          ("slowlog-log-slower-than", slowlogLogSlowerThan), ("slowlog-max-len", slowlogMaxLen),
                                           ("recover-truncate", recoverTruncate ? "yes" : nil)]
         for (flag, value) in flags {
             guard let value else { continue }

@@ -23,6 +23,24 @@ final class CommandParserTests: XCTestCase {
         }
     }
 
+    func testSlowlogAndResetStatForms() throws {
+        XCTAssertEqual(try parse(["SLOWLOG", "GET"]), .slowlog(.get(count: nil)))
+        XCTAssertEqual(try parse(["slowlog", "get", "-1"]), .slowlog(.get(count: -1)))
+        XCTAssertEqual(try parse(["SLOWLOG", "GET", "25"]), .slowlog(.get(count: 25)))
+        XCTAssertEqual(try parse(["SLOWLOG", "LEN"]), .slowlog(.len))
+        XCTAssertEqual(try parse(["SLOWLOG", "RESET"]), .slowlog(.reset))
+        XCTAssertEqual(try parse(["SLOWLOG", "HELP"]), .slowlog(.help))
+        XCTAssertEqual(try parse(["CONFIG", "RESETSTAT"]), .configResetStat)
+        assertError(["SLOWLOG"], .wrongArity("slowlog"))
+        assertError(["SLOWLOG", "LEN", "x"], .wrongArity("slowlog"))
+        assertError(["SLOWLOG", "GET", "1", "2"], .wrongArity("slowlog"))
+        assertError(["CONFIG", "RESETSTAT", "now"], .wrongArity("config"))
+        assertSyntaxError(["SLOWLOG", "GET", "-2"], containing: "out of range: use -1..")
+        assertSyntaxError(["SLOWLOG", "GET", "ten"], containing: "SLOWLOG GET count must be an integer")
+        assertSyntaxError(["SLOWLOG", "GET", "99999999999999999999"], containing: "must be an integer")
+        assertSyntaxError(["SLOWLOG", "TRIM"], containing: "use GET [count], LEN, RESET or HELP")
+    }
+
     func testVAddWithValuesAndAttributes() throws {
         XCTAssertEqual(try parse(["vadd", "items", "VALUES", "3", "1", "-2.5", "1e-3", "m1", "SETATTR", "{\"a\":1}"]),
                        .vadd(VAddRequest(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: Array("{\"a\":1}".utf8))))

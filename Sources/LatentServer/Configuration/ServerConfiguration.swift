@@ -28,6 +28,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     /// Most bytes of received, not yet run requests one client may have (Redis' client-query-buffer-limit).
     public var queryBufferLimit = 1 << 30
+    /// Commands that run at least this many microseconds go to SLOWLOG (negative: none; 0: all).
+    public var slowlogSlowerThanMicroseconds = 10_000
+    /// Most SLOWLOG entries kept.
+    public var slowlogMaxLength = 128
     /// Redis' client-output-buffer-limit for normal clients: 0 means no limit.
     public var outputBufferLimit = OutputBufferLimit()
 
