@@ -82,7 +82,13 @@ struct LatentD: ParsableCommand {
         let logger = Logger(label: "latentd")
         // A pinned kernel level the CPU cannot run would be SIGILL at the first query: refuse instead.
         if let problem = DistanceKernels.selectionProblem { fail("latentd: \(problem)") }
-        logger.info("distance kernels: \(DistanceKernels.codePath)")
+        // One line with the effective configuration (every directive; the password only as set or not).
+        var effective: Logger.Metadata = ["distance-kernels": .string(DistanceKernels.codePath)]
+        for directive in ConfigSchema.directives {
+            effective[directive.name] = .string(directive.name == "requirepass" ? (config.password == nil ? "(none)" : "(set)")
+                                                                                 : directive.get(config))
+        }
+        logger.info("latentd starting", metadata: effective)
         let settings = RuntimeConfiguration(config, configFile: self.config)
         settings.observe { level.level = $0.logLevel }
 

@@ -69,6 +69,22 @@ def test_config_file_flags_override_and_info(tmp_path):
         s.stop()
 
 
+def test_startup_logs_the_effective_configuration_without_the_password(tmp_path):
+    p = subprocess.Popen([LATENTD, "--port", "0", "--data-dir", str(tmp_path / "d"), "--requirepass", "s3cret-pw",
+                          "--max-clients", "55", "--slowlog-max-len", "7"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("latentd ready on")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    starting = [line for line in err.splitlines() if line.endswith("latentd starting")]
+    assert len(starting) == 1, err
+    for field in ("maxclients=55", "slowlog-max-len=7", "appendfsync=everysec", "requirepass=(set)", "distance-kernels="):
+        assert field in starting[0], starting[0]
+    assert "s3cret-pw" not in err
+
+
 def test_bad_config_file_is_refused_with_its_line(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("port 7379\n\nmaxclients lots\n")
