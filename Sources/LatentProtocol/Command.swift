@@ -173,6 +173,8 @@ public enum Command: Equatable, Sendable {
     case configResetStat
     /// SLOWLOG GET [count] / LEN / RESET / HELP, as Redis.
     case slowlog(SlowlogRequest)
+    /// COMPACT [key]: a manual RocksDB compaction of one collection's records or of the whole store.
+    case compact(key: String?)
     case client(subcommand: String, arguments: [String])
     case select(Int)
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
@@ -241,6 +243,7 @@ public enum Command: Equatable, Sendable {
         case .command: return "command"
         case .configGet, .configSet, .configRewrite, .configResetStat: return "config"
         case .slowlog: return "slowlog"
+        case .compact: return "compact"
         case .client: return "client"
         case .select: return "select"
         case .hello: return "hello"

@@ -45,6 +45,9 @@ public enum CommandParser {
             default:
                 throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET, REWRITE or RESETSTAT")
             }
+        case "compact":
+            try a.arity(1...2)
+            return .compact(key: a.count == 2 ? a.string(1) : nil)
         case "slowlog":
             try a.arity(2...)
             switch a.string(1).lowercased() {

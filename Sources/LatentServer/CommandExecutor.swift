@@ -401,6 +401,14 @@ public final class CommandExecutor: @unchecked Sendable {
             return Outcome(reply: .ok)
         case .slowlog(let request):
             return Outcome(reply: slowlog(request))
+        case .compact(let key):
+            let steps = try catalog.compact(key)
+            return Outcome(reply: .map([
+                ("column-families", .integer(steps.count)),
+                ("sst-bytes-before", .integer(Int(clamping: steps.reduce(0) { $0 + $1.sstBytesBefore }))),
+                ("sst-bytes-after", .integer(Int(clamping: steps.reduce(0) { $0 + $1.sstBytesAfter }))),
+                ("seconds", .double(steps.reduce(0) { $0 + $1.seconds })),
+            ]))
         case .client(let sub, let arguments):
             return Outcome(reply: client(sub, arguments, session: session))
         case .select(let db):

@@ -310,6 +310,34 @@ public final class LatentStore: @unchecked Sendable {
     /// Every column family's memtable to SST files (at shutdown: the next start reads sorted files).
     public func flushAll() throws { try db.flush(StoreLayout.columnFamilies) }
 
+    /// One column family's manual compaction, as `compact` reports it.
+    public struct CompactionStep: Sendable {
+        public let columnFamily: String
+        public let sstBytesBefore: UInt64
+        public let sstBytesAfter: UInt64
+        public let seconds: Double
+    }
+
+    /// Compacts one collection's records (its key range in each per-collection column family) or, with
+    /// nil, the whole store; `progress(step, done, total)` is called after each column family.
+    public func compact(collection: UInt32?, progress: (CompactionStep, Int, Int) -> Void = { _, _, _ in }) throws -> [CompactionStep] {
+        let families = collection == nil ? StoreLayout.columnFamilies
+            : [StoreLayout.vectors, StoreLayout.keys, StoreLayout.attrs, StoreLayout.index, StoreLayout.seen]
+        let start = collection.map { StoreLayout.prefix($0) }
+        let limit = collection.flatMap { $0 == .max ? nil : StoreLayout.prefix($0 + 1) }
+        var steps: [CompactionStep] = []
+        for (i, cf) in families.enumerated() {
+            let before = db.sstBytes(cf)
+            let began = DispatchTime.now().uptimeNanoseconds
+            try db.compact(cf, from: start, to: limit)
+            let step = CompactionStep(columnFamily: cf, sstBytesBefore: before, sstBytesAfter: db.sstBytes(cf),
+                                      seconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9)
+            steps.append(step)
+            progress(step, i + 1, families.count)
+        }
+        return steps
+    }
+
     /// Streams a collection's vectors: (internal id, float32 little-endian bytes).
     public func scanVectors(collection: UInt32, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
         try db.scan(StoreLayout.vectors, prefix: StoreLayout.prefix(collection)) { k, v in

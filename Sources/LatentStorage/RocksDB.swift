@@ -429,6 +429,34 @@ public final class RocksDB: @unchecked Sendable {
         }
     }
 
+    /// Compacts the keys of `cf` in [start, limit) (nil: unbounded) down through the bottom level and waits
+    /// for it, so records deleted or overwritten in that range leave the files. RocksDB's C API returns no
+    /// error from a manual compaction; a failure shows as the background error, checked after.
+    public func compact(_ cf: String, from start: [UInt8]?, to limit: [UInt8]?) throws {
+        let db = try open()
+        if let readOnlyReason { throw StorageError(.readOnly, "compact \(cf): the store is open read-only (\(readOnlyReason))") }
+        let h = try handle(cf)
+        let opts = rocksdb_compactoptions_create()
+        defer { rocksdb_compactoptions_destroy(opts) }
+        rocksdb_compactoptions_set_bottommost_level_compaction(opts, 2) // kForce: rewrite the bottom level too
+        rocksdb_compactoptions_set_exclusive_manual_compaction(opts, 0)  // automatic compactions go on meanwhile
+        func withKey(_ key: [UInt8]?, _ body: (UnsafePointer<CChar>?, Int) -> Void) {
+            guard let key else { return body(nil, 0) }
+            key.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), key.count) }
+        }
+        withKey(start) { s, sLen in
+            withKey(limit) { l, lLen in rocksdb_compact_range_cf_opt(db, h, opts, s, sLen, l, lLen) }
+        }
+        if let e = try engineError() { throw StorageError(.rocksdb, "compact \(cf): \(e)") }
+    }
+
+    /// Bytes of `cf`'s SST files (RocksDB's rocksdb.total-sst-files-size), 0 when unknown.
+    public func sstBytes(_ cf: String) -> UInt64 {
+        guard let db, let h = handles[cf] else { return 0 }
+        var v: UInt64 = 0
+        return rocksdb_property_int_cf(db, h, "rocksdb.total-sst-files-size", &v) == 0 ? v : 0
+    }
+
     /// Visits every key starting with `prefix`, in key order. Return false from `body` to stop.
     /// Iterates the keys of `cf` that start with `prefix`, in order, from `from` (a key with that prefix)
     /// or from the first; `body` returns false to stop.

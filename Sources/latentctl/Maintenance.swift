@@ -195,3 +195,31 @@ final class ProgressBar {
 
     private func clock(_ s: Double) -> String { String(format: "%d:%02d", Int(s) / 60, Int(s) % 60) }
 }
+
+/// `latentctl compact`: a manual RocksDB compaction of a stopped server's data directory (after large
+/// deletes or drops), one column family at a time with its progress. A running server does the same
+/// online with `COMPACT [collection]`.
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compact a data directory (all of it, or one collection's records) to give back deleted records' space.")
+
+    @Option(help: "The data directory of a stopped latentd (a running one: send COMPACT instead).") var dataDir = "./data"
+    @Option(help: "Only this collection's records (default: the whole store).") var collection: String?
+
+    func run() throws {
+        func mib(_ b: UInt64) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        var before: UInt64 = 0, after: UInt64 = 0
+        do {
+            _ = try CollectionCatalog.compact(directory: dataDir, collection: collection) { step, done, total in
+                before += step.sstBytesBefore
+                after += step.sstBytesAfter
+                print("[\(done)/\(total)] \(step.columnFamily): \(mib(step.sstBytesBefore)) -> \(mib(step.sstBytesAfter)) "
+                      + String(format: "in %.2f s", step.seconds))
+                fflush(stdout)
+            }
+        } catch {
+            throw Failure("latentctl compact: \(error)")
+        }
+        print("compacted \(collection.map { "collection '\($0)'" } ?? "the whole store"): \(mib(before)) -> \(mib(after))")
+    }
+}
