@@ -223,3 +223,28 @@ struct Compact: ParsableCommand {
         print("compacted \(collection.map { "collection '\($0)'" } ?? "the whole store"): \(mib(before)) -> \(mib(after))")
     }
 }
+
+/// `latentctl verify`: checks a stopped server's data directory (StoreVerifier) and exits non-zero with
+/// every problem in words.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a data directory: RocksDB checksums, every vector and id, every index snapshot against the store.")
+
+    @Option(help: "The data directory of a stopped latentd.") var dataDir = "./data"
+
+    func run() throws {
+        let report: StoreVerifier.Report
+        do {
+            report = try StoreVerifier.verify(directory: dataDir) { print($0); fflush(stdout) }
+        } catch {
+            throw Failure("latentctl verify: \(error)")
+        }
+        print("\(report.collections) collection(s), \(report.elements) element(s), \(report.snapshots) index snapshot(s), "
+              + "\(report.records) record(s) read")
+        guard report.isClean else {
+            for p in report.problems { FileHandle.standardError.write(Data("problem: \(p)\n".utf8)) }
+            throw Failure("latentctl verify: \(report.problems.count) problem(s) in \(dataDir)")
+        }
+        print("ok: no problems found")
+    }
+}

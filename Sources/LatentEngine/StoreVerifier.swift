@@ -1,0 +1,117 @@
+import Foundation
+import LatentIndex
+import LatentStorage
+import LatentVectors
+
+/// `latentctl verify --data-dir`: reads a stopped server's whole store and reports, in words, what is
+/// wrong with it. Checks, in order:
+/// 1. RocksDB's block checksums: every record of every column family is read with checksum
+///    verification (a flipped byte in an SST file fails here, naming the file);
+/// 2. every collection definition decodes;
+/// 3. every element id has exactly one slot, every slot's vector exists, has `dimension` floats and
+///    only finite ones, and every vector has an element id;
+/// 4. every index snapshot passes its checksum, decodes, and matches the store: each indexed slot is a
+///    live element with the same vector, and each live element is indexed (latentd would repair a
+///    stale snapshot at start by rebuilding or catching up, but the store and its snapshot disagree).
+/// Nothing is written. Verification of a running server's store needs the server stopped (its lock).
+public enum StoreVerifier {
+    public struct Report: Sendable {
+        public var problems: [String] = []
+        public var collections = 0
+        public var elements = 0
+        public var records = 0
+        public var snapshots = 0
+        public var isClean: Bool { problems.isEmpty }
+    }
+
+    public static func verify(directory: String, progress: (String) -> Void = { _ in }) throws -> Report {
+        let store = try LatentStore(directory: directory)
+        defer { store.close() }
+        var report = Report()
+        for cf in StoreLayout.columnFamilies {
+            do {
+                var n = 0
+                try store.db.scan(cf, prefix: []) { _, _ in n += 1; return true }
+                report.records += n
+                progress("checksums of \(cf): \(n) records read")
+            } catch {
+                report.problems.append("column family \(cf): \(error) (a damaged SST file: restore a backup, or `ldb --db=DIR repair`)")
+            }
+        }
+        for (name, raw) in try store.collectionDefinitions() {
+            guard let definition = try? JSONDecoder().decode(CollectionDefinition.self, from: Data(raw)) else {
+                report.problems.append("collection '\(name)': its definition does not decode (\(raw.count) bytes)")
+                continue
+            }
+            report.collections += 1
+            let problemsBefore = report.problems.count
+            do {
+                try verify(definition, in: store, into: &report)
+            } catch {
+                report.problems.append("collection '\(name)': reading it failed: \(error)")
+            }
+            progress("collection \(name): \(report.problems.count == problemsBefore ? "ok" : "\(report.problems.count - problemsBefore) problem(s)")")
+        }
+        return report
+    }
+
+    private static func verify(_ d: CollectionDefinition, in store: LatentStore, into report: inout Report) throws {
+        let name = d.name
+        var idOfSlot: [UInt32: ElementID] = [:]
+        try store.scanKeys(collection: d.id) { bytes, slot in
+            let id = ElementID(bytes: bytes)
+            if let other = idOfSlot.updateValue(id, forKey: slot) {
+                report.problems.append("collection '\(name)': elements \(other.description) and \(id.description) both map to slot \(slot)")
+            }
+        }
+        report.elements += idOfSlot.count
+        let buffer = VectorBuffer(dimension: d.dimension, initialCapacity: max(idOfSlot.count, 1))
+        var withVector = Set<UInt32>()
+        var badLength = 0, nonFinite = 0, orphanVectors = 0
+        let slotLimit = UInt32(min(Int(UInt32.max), max(idOfSlot.count, 1) * 4 + 1_000_000))
+        try store.scanVectors(collection: d.id) { slot, bytes in
+            guard idOfSlot[slot] != nil else { orphanVectors += 1; return }
+            guard bytes.count == d.dimension * 4 else { badLength += 1; return }
+            var v = [Float](repeating: 0, count: d.dimension)
+            for i in 0..<d.dimension {
+                v[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+            }
+            guard v.allSatisfy(\.isFinite) else { nonFinite += 1; return }
+            withVector.insert(slot)
+            if slot < slotLimit { buffer.set(slot: Int(slot), v) }
+        }
+        let missing = idOfSlot.filter { !withVector.contains($0.key) }.count - badLength - nonFinite
+        if missing > 0 {
+            let example = idOfSlot.first { !withVector.contains($0.key) }.map { "e.g. \($0.value.description)" } ?? ""
+            report.problems.append("collection '\(name)': \(missing) element id(s) without a vector (\(example))")
+        }
+        if orphanVectors > 0 { report.problems.append("collection '\(name)': \(orphanVectors) vector(s) without an element id") }
+        if badLength > 0 { report.problems.append("collection '\(name)': \(badLength) vector(s) whose length is not \(d.dimension) floats") }
+        if nonFinite > 0 { report.problems.append("collection '\(name)': \(nonFinite) vector(s) with NaN or infinite components") }
+
+        let snapshot = try store.indexSnapshot(collection: d.id)
+        guard !snapshot.isEmpty else { return }
+        report.snapshots += 1
+        guard IndexSnapshot.checksumIsValid(snapshot) else {
+            report.problems.append("collection '\(name)': its index snapshot fails its checksum (latentd rebuilds it at start)")
+            return
+        }
+        let index: VectorIndex
+        do {
+            index = try IndexSnapshot.decode(snapshot, metric: d.metric, dimension: d.dimension)
+        } catch {
+            report.problems.append("collection '\(name)': its index snapshot does not decode: \(error)")
+            return
+        }
+        var stale = 0
+        for slot in index.indexedSlots {
+            let live = withVector.contains(slot) && slot < slotLimit && buffer.isLive(Int(slot))
+            if !live || !index.matches(slot: slot, vector: buffer.vector(Int(slot))) { stale += 1 }
+        }
+        let unindexed = withVector.filter { !index.contains(slot: $0) }.count
+        if stale > 0 || unindexed > 0 {
+            report.problems.append("collection '\(name)': its index snapshot does not match the store: \(stale) indexed vector(s) "
+                + "deleted or changed since, \(unindexed) element(s) not in it (latentd catches up or rebuilds at start)")
+        }
+    }
+}
