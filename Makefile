@@ -29,11 +29,13 @@ server-deps:
 	tools/apt_install.sh $$missing
 
 # What the tests add: redis-tools, python3-venv, qemu-user on x86-64 (runs latentd on an emulated CPU
-# without AVX, tests/integration/test_kernel_levels.py), and a virtualenv with the Python packages.
+# without AVX, tests/integration/test_kernel_levels.py), prometheus and promtool (scrape /metrics,
+# tests/integration/test_metrics.py), and a virtualenv with the Python packages.
 test-deps: server-deps
 	@missing=""; \
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	[ "$$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || missing="$$missing qemu-user"; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	tools/apt_install.sh $$missing
 	@[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -m venv $(VENV)

@@ -5,7 +5,7 @@ set -euo pipefail
 [ $# -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ]; then
   echo "installing: $*"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 else
   echo "LatentDB needs: $*"
   echo "run: sudo apt-get install -y $*"

@@ -534,6 +534,8 @@ public final class Collection: @unchecked Sendable {
                 indexFields: index.infoFields.map { CollectionInfo.IndexField(name: $0.0, value: $0.1) },
                 memoryBytes: memoryBytesLocked())
             info.attributeBytes = attributeTable.memoryBytes
+            info.vectorBytes = buffer.memoryBytes
+            info.indexBytes = index.memoryBytes
             info.seenListUsers = seenSets.userCount
             info.seenListBytes = seenSets.memoryBytes
             info.seenSlotCacheBytes = seenSlotCache.memoryBytes

@@ -32,6 +32,10 @@ public struct CollectionInfo: Sendable, Equatable {
     /// Parts of `memoryBytes`: the attribute columns FILTER reads, the seen lists of this collection's
     /// elements as users, and the seen-slot sets cached for queries against it as items.
     public var attributeBytes = 0
+    /// Parts of `memoryBytes`: the float32 vectors with their norms and liveness flags, and the serving
+    /// index's own memory (graph links and, today, HNSW's copy of each vector; IVF lists).
+    public var vectorBytes = 0
+    public var indexBytes = 0
     public var seenListUsers = 0
     public var seenListBytes = 0
     public var seenSlotCacheBytes = 0

@@ -64,6 +64,8 @@ public final class CommandExecutor: @unchecked Sendable {
     public let clients = ClientRegistry()
     /// SLOWLOG's entries (SlowLog.swift).
     public let slowLog = SlowLog()
+    /// The Prometheus series (nil without --metrics-port).
+    public let metrics: ServerMetrics?
     let logger = Logger(label: "latentd.slowlog")
     /// Held for reading by every request (except PING/ECHO) and for writing by EXEC: transactions are
     /// isolated from other clients' commands (CommandExecutor+Transactions.swift).
@@ -81,8 +83,10 @@ public final class CommandExecutor: @unchecked Sendable {
         self.init(catalog: catalog, settings: RuntimeConfiguration(configuration), stats: stats)
     }
 
-    public init(catalog: CollectionCatalog, settings: RuntimeConfiguration, stats: ServerStats = ServerStats()) {
+    public init(catalog: CollectionCatalog, settings: RuntimeConfiguration, stats: ServerStats = ServerStats(),
+                metrics: ServerMetrics? = nil) {
         self.catalog = catalog
+        self.metrics = metrics
         self.settings = settings
         self.stats = stats
         let cache = ResultCache(capacityBytes: settings.current.queryCacheBytes)
@@ -177,6 +181,7 @@ public final class CommandExecutor: @unchecked Sendable {
         }
         let errors = outcomes.filter { $0.reply.isError }.count
         stats.record(runs, errors: errors)
+        metrics?.record(runs)
         return outcomes
     }
 

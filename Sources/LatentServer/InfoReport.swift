@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import LatentEngine
 
@@ -100,6 +101,8 @@ struct InfoReport {
             return [("total_connections_received", String(s.total)), ("total_commands_processed", String(s.commands)),
                     ("rejected_connections", String(s.rejected)), ("expired_keys", String(catalog.expiredCount)),
                     ("total_error_replies", String(s.errors)),
+                    ("total_net_input_bytes", String(executor.stats.inputBytes.load(ordering: .relaxed))),
+                    ("total_net_output_bytes", String(executor.stats.outputBytes.load(ordering: .relaxed))),
                     ("query_cache_enabled", executor.cache.isEnabled ? "1" : "0"), ("query_cache_hits", String(c.hits)),
                     ("query_cache_misses", String(c.misses)), ("query_cache_evictions", String(c.evictions)),
                     ("query_cache_bytes", String(c.bytes)), ("query_cache_entries", String(c.entries)),

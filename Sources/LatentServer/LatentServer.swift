@@ -5,6 +5,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Prometheus
 
 /// Answers one error and closes: what a connection over --max-clients gets.
 final class RejectConnectionHandler: ChannelInboundHandler {
@@ -40,6 +41,7 @@ public final class LatentServer: @unchecked Sendable {
     private let pools: WorkerPools
     private let logger: Logger
     private var serverChannel: Channel?
+    private var metricsChannel: Channel?
     private let connections = NIOLockedValueBox([ObjectIdentifier: Channel]())
     private let nextSessionId = NIOLockedValueBox(0)
     private let shutdownPromise: EventLoopPromise<Void>
@@ -49,11 +51,15 @@ public final class LatentServer: @unchecked Sendable {
         self.init(settings: RuntimeConfiguration(configuration), catalog: catalog, logger: logger)
     }
 
-    public init(settings: RuntimeConfiguration, catalog: CollectionCatalog, logger: Logger) {
+    /// `metricsRegistry`: where /metrics' series live (latentd passes the one it installed as the
+    /// swift-metrics backend); used only with `--metrics-port`.
+    public init(settings: RuntimeConfiguration, catalog: CollectionCatalog, logger: Logger,
+                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         let configuration = settings.current
         self.configuration = configuration
         self.logger = logger
-        executor = CommandExecutor(catalog: catalog, settings: settings)
+        executor = CommandExecutor(catalog: catalog, settings: settings,
+                                   metrics: configuration.metricsPort >= 0 ? ServerMetrics(registry: metricsRegistry) : nil)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         pools = WorkerPools(threadsEach: max(1, configuration.workerThreads))
         shutdownPromise = group.next().makePromise()
@@ -61,6 +67,8 @@ public final class LatentServer: @unchecked Sendable {
 
     /// The port actually bound (useful with port 0).
     public var boundPort: Int? { serverChannel?.localAddress?.port }
+    /// The metrics port actually bound (nil without --metrics-port).
+    public var boundMetricsPort: Int? { metricsChannel?.localAddress?.port }
 
     /// Binds the listening socket. A port already in use fails here with a clear message.
     public func start() throws {
@@ -81,6 +89,24 @@ public final class LatentServer: @unchecked Sendable {
                 + (("\(error)".contains("in use")) ? " (another process already uses this port; choose another with --port)" : ""))
         }
         logger.info("latentd listening", metadata: ["address": "\(configuration.host):\(boundPort ?? configuration.port)"])
+        if let metrics = executor.metrics { try startMetrics(metrics) }
+    }
+
+    private func startMetrics(_ metrics: ServerMetrics) throws {
+        let executor = self.executor
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(MetricsHTTPHandler(metrics: metrics, executor: executor))
+                }
+            }
+        do {
+            metricsChannel = try bootstrap.bind(host: configuration.host, port: configuration.metricsPort).wait()
+        } catch {
+            throw ServerStartError(description: "cannot serve metrics on \(configuration.host):\(configuration.metricsPort): \(error)")
+        }
+        logger.info("metrics served", metadata: ["address": "http://\(configuration.host):\(boundMetricsPort ?? 0)/metrics"])
     }
 
     private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
@@ -143,6 +169,7 @@ public final class LatentServer: @unchecked Sendable {
         try? shutdownPromise.futureResult.wait()
         logger.info("shutting down: no new connections; finishing requests in flight")
         try? serverChannel?.close().wait()
+        try? metricsChannel?.close().wait()
         let open = connections.withLockedValue { Array($0.values) }
         for channel in open {
             channel.pipeline.fireUserInboundEventTriggered(DrainEvent())

@@ -1,3 +1,4 @@
+import Atomics
 import LatentProtocol
 import Logging
 import NIOConcurrencyHelpers
@@ -60,7 +61,9 @@ final class RESPServerHandler: ChannelDuplexHandler {
         guard !closing else { return }
         let request = unwrapInboundIn(data)
         queued.append(request)
-        queuedBytes += request.reduce(0) { $0 + $1.readableBytes }
+        let requestBytes = request.reduce(0) { $0 + $1.readableBytes }
+        queuedBytes += requestBytes
+        executor.stats.inputBytes.wrappingIncrement(by: requestBytes, ordering: .relaxed)
         let limit = executor.configuration.queryBufferLimit
         if queuedBytes > limit {
             logger.warning("closing client that reached the query buffer limit",
@@ -203,6 +206,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     private func deliver(_ done: BatchResult, context: ChannelHandlerContext, inline: Bool = false) {
         let size = done.bytes.readableBytes
         if size > 0 {
+            executor.stats.outputBytes.wrappingIncrement(by: size, ordering: .relaxed)
             pendingOutputBytes += size
             let promise = context.eventLoop.makePromise(of: Void.self)
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)

@@ -1,9 +1,11 @@
+import Atomics
 import Foundation
 import Histogram
 import NIOConcurrencyHelpers
 
 /// Counters shown by INFO. Updated from the worker threads; one lock, held for a moment per batch.
-/// Guarding: the counters live in a NIOLockedValueBox; `startTime` is immutable.
+/// Guarding: the counters live in a NIOLockedValueBox; the byte counters are atomics (updated by the
+/// event loops on every read and write, so not behind the lock); `startTime` is immutable.
 public final class ServerStats: @unchecked Sendable {
     /// One command's figures for INFO commandstats and latencystats (Redis' fields).
     public struct CommandStats: Sendable {
@@ -40,6 +42,9 @@ public final class ServerStats: @unchecked Sendable {
     }
     private let counters = NIOLockedValueBox(Counters())
     public let startTime = Date()
+    /// Request bytes received (the arguments' bytes, RESP framing not counted) and reply bytes sent.
+    let inputBytes = ManagedAtomic<Int>(0)
+    let outputBytes = ManagedAtomic<Int>(0)
 
     public init() {}
 
@@ -84,6 +89,8 @@ public final class ServerStats: @unchecked Sendable {
         counters.withLockedValue {
             $0.totalConnections = 0
             $0.rejectedConnections = 0
+            inputBytes.store(0, ordering: .relaxed)
+            outputBytes.store(0, ordering: .relaxed)
             $0.totalCommands = 0
             $0.errorReplies = 0
             $0.commands = [:]

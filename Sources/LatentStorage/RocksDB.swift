@@ -450,6 +450,13 @@ public final class RocksDB: @unchecked Sendable {
         if let e = try engineError() { throw StorageError(.rocksdb, "compact \(cf): \(e)") }
     }
 
+    /// RocksDB's estimate of the bytes compaction must still rewrite in `cf`, 0 when unknown.
+    public func pendingCompactionBytes(_ cf: String) -> UInt64 {
+        guard let db, let h = handles[cf] else { return 0 }
+        var v: UInt64 = 0
+        return rocksdb_property_int_cf(db, h, "rocksdb.estimate-pending-compaction-bytes", &v) == 0 ? v : 0
+    }
+
     /// Bytes of `cf`'s SST files (RocksDB's rocksdb.total-sst-files-size), 0 when unknown.
     public func sstBytes(_ cf: String) -> UInt64 {
         guard let db, let h = handles[cf] else { return 0 }

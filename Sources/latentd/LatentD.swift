@@ -6,6 +6,8 @@ import LatentServer
 import LatentStorage
 import LatentVectors
 import Logging
+import Metrics
+import Prometheus
 
 @main
 struct LatentD: ParsableCommand {
@@ -39,6 +41,7 @@ struct LatentD: ParsableCommand {
     @Option(help: "Log commands that run at least this many microseconds to SLOWLOG; 0 logs all, -1 none (default 10000).")
     var slowlogLogSlowerThan: String?
     @Option(help: "Most SLOWLOG entries kept (default 128).") var slowlogMaxLen: String?
+    @Option(help: "Serve Prometheus metrics at http://BIND:PORT/metrics; 0 picks a free port (default: off).") var metricsPort: String?
     @Option(help: "Refuse writes (MISCONF) while the data directory's disk has less free space than this, e.g. 512mb (default 256mb; 0 = no guard).")
     var minFreeDisk: String?
     @Flag(help: "Open a store whose write-ahead log is damaged before its end, dropping every write after the damage (the log says how many). Without it latentd refuses to start.")
@@ -54,6 +57,7 @@ struct LatentD: ParsableCommand {
                                           ("client-query-buffer-limit", clientQueryBufferLimit),
                                           ("client-output-buffer-limit", clientOutputBufferLimit), ("min-free-disk", minFreeDisk),
                                           ("slowlog-log-slower-than", slowlogLogSlowerThan), ("slowlog-max-len", slowlogMaxLen),
+                                          ("metrics-port", metricsPort),
                                           ("recover-truncate", recoverTruncate ? "yes" : nil)]
         for (flag, value) in flags {
             guard let value else { continue }
@@ -100,7 +104,11 @@ struct LatentD: ParsableCommand {
         } catch {
             fail("latentd: cannot open data directory \(config.dataDirectory): \(error)")
         }
-        let server = LatentServer(settings: settings, catalog: catalog, logger: logger)
+        // With --metrics-port, one registry serves /metrics and is swift-metrics' backend, so what any
+        // library emits through swift-metrics is exposed beside latentd's own series.
+        let registry = PrometheusCollectorRegistry()
+        if config.metricsPort >= 0 { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+        let server = LatentServer(settings: settings, catalog: catalog, logger: logger, metricsRegistry: registry)
         // Signal handling is armed before "ready" is printed: a SIGTERM sent as soon as a supervisor or test
         // sees "ready" used to arrive between SIG_IGN and the source's arming and was lost (shutdown hung).
         var sources: [DispatchSourceSignal] = []
@@ -119,6 +127,7 @@ struct LatentD: ParsableCommand {
         }
         // Announce the bound port on stdout so scripts and tests can use --port 0.
         print("latentd ready on \(config.host):\(server.boundPort ?? config.port)")
+        if let metricsPort = server.boundMetricsPort { print("latentd metrics on http://\(config.host):\(metricsPort)/metrics") }
         fflush(stdout)
 
         server.runUntilShutdown()

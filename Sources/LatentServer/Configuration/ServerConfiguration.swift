@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var queryBufferLimit = 1 << 30
     /// Commands that run at least this many microseconds go to SLOWLOG (negative: none; 0: all).
     public var slowlogSlowerThanMicroseconds = 10_000
+    /// Port of the Prometheus /metrics endpoint (-1: none; 0: any free port).
+    public var metricsPort = -1
     /// Most SLOWLOG entries kept.
     public var slowlogMaxLength = 128
     /// Redis' client-output-buffer-limit for normal clients: 0 means no limit.
