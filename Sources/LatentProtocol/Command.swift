@@ -173,6 +173,8 @@ public enum Command: Equatable, Sendable {
     case configResetStat
     /// SLOWLOG GET [count] / LEN / RESET / HELP, as Redis.
     case slowlog(SlowlogRequest)
+    /// VERIFY: checks a checkpoint of the store in the background (INFO persistence shows the result).
+    case verify
     /// COMPACT [key]: a manual RocksDB compaction of one collection's records or of the whole store.
     case compact(key: String?)
     case client(subcommand: String, arguments: [String])
@@ -244,6 +246,7 @@ public enum Command: Equatable, Sendable {
         case .configGet, .configSet, .configRewrite, .configResetStat: return "config"
         case .slowlog: return "slowlog"
         case .compact: return "compact"
+        case .verify: return "verify"
         case .client: return "client"
         case .select: return "select"
         case .hello: return "hello"

@@ -45,6 +45,9 @@ public enum CommandParser {
             default:
                 throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET, REWRITE or RESETSTAT")
             }
+        case "verify":
+            try a.arity(1...1)
+            return .verify
         case "compact":
             try a.arity(1...2)
             return .compact(key: a.count == 2 ? a.string(1) : nil)

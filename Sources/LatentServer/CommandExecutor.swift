@@ -64,6 +64,8 @@ public final class CommandExecutor: @unchecked Sendable {
     public let clients = ClientRegistry()
     /// SLOWLOG's entries (SlowLog.swift).
     public let slowLog = SlowLog()
+    /// VERIFY's background run and last result.
+    public let verification = BackgroundVerification()
     /// The Prometheus series (nil without --metrics-port).
     public let metrics: ServerMetrics?
     let logger = Logger(label: "latentd.slowlog")
@@ -406,6 +408,9 @@ public final class CommandExecutor: @unchecked Sendable {
             return Outcome(reply: .ok)
         case .slowlog(let request):
             return Outcome(reply: slowlog(request))
+        case .verify:
+            guard verification.start(catalog: catalog) else { return Outcome(reply: .err("a verification is already running: see INFO persistence")) }
+            return Outcome(reply: .simpleString("Background verification started"))
         case .compact(let key):
             let steps = try catalog.compact(key)
             return Outcome(reply: .map([

@@ -94,7 +94,7 @@ struct InfoReport {
                           ("storage_last_error", (st.lastError ?? "").replacingOccurrences(of: "\r", with: " ")
                             .replacingOccurrences(of: "\n", with: " "))]
             }
-            return lines
+            return lines + executor.verification.infoFields
         case "stats":
             let s = executor.stats.snapshot()
             let c = executor.cache.snapshot()

@@ -450,6 +450,16 @@ public final class RocksDB: @unchecked Sendable {
         if let e = try engineError() { throw StorageError(.rocksdb, "compact \(cf): \(e)") }
     }
 
+    /// A consistent point-in-time copy of the whole store in `path` (which must not exist, on the same
+    /// file system: SST files are hard-linked, memtables flushed first), openable as a store of its own.
+    public func checkpoint(to path: String) throws {
+        let db = try open()
+        let cp = try checked("checkpoint") { err in rocksdb_checkpoint_object_create(db, err) }
+        guard let cp else { throw StorageError(.rocksdb, "checkpoint: RocksDB returned no checkpoint object") }
+        defer { rocksdb_checkpoint_object_destroy(cp) }
+        try checked("checkpoint to \(path)") { err in rocksdb_checkpoint_create(cp, path, 0, err) }
+    }
+
     /// RocksDB's estimate of the bytes compaction must still rewrite in `cf`, 0 when unknown.
     public func pendingCompactionBytes(_ cf: String) -> UInt64 {
         guard let db, let h = handles[cf] else { return 0 }

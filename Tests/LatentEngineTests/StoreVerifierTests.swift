@@ -85,6 +85,23 @@ final class StoreVerifierTests: XCTestCase {
         XCTAssertFalse(problems.contains { $0.contains("without a vector") }, "bad vectors are not also counted as missing: \(problems)")
     }
 
+    /// VERIFY's path: a checkpoint of the open store, so damage written behind the engine's back is found
+    /// while it serves, and a snapshot merely behind the live store is not reported.
+    func testLiveVerificationOfAnOpenStoreUsesACheckpoint() throws {
+        let id = try makeStore()
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        _ = try catalog.collection("h")!.upsert(id: "newer", vector: [Float](repeating: 0.5, count: 16)) // snapshot now behind
+        let scratch = directory + "/.latentdb-verify"
+        XCTAssertTrue(try StoreVerifier.verifyLive(catalog.store, scratch: scratch).isClean)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch))
+        let batch = WriteBatch(for: catalog.store.db)
+        try catalog.store.putVector(collection: id, slot: 2, [Float](repeating: .infinity, count: 16).withUnsafeBytes { Array($0) }, in: batch)
+        try catalog.store.db.write(batch)
+        let problems = try StoreVerifier.verifyLive(catalog.store, scratch: scratch).problems
+        XCTAssertEqual(problems, ["collection 'h': 1 vector(s) with NaN or infinite components"])
+    }
+
     func testAStoreHeldByAServerIsRefused() throws {
         _ = try makeStore()
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)

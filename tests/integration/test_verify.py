@@ -51,3 +51,34 @@ def test_verify_a_clean_store_then_a_flipped_sst_byte(data_dir):
     assert "problem: column family vectors:" in bad.stderr and "checksum" in bad.stderr.lower(), bad.stderr
     assert os.path.basename(path) in bad.stderr, bad.stderr
     assert "problem(s) in" in bad.stderr
+
+
+def info_persistence(c):
+    text = c.call("INFO", "persistence").decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def test_verify_online_in_the_background(data_dir):
+    s = Server(data_dir).start()
+    try:
+        c = Client(s.port)
+        assert info_persistence(c)["verify_last_status"] == "none"
+        c.call("VCREATE", "h", "DIM", 8, "INDEX", "HNSW")
+        for i in range(500):
+            c.call("VADD", "h", "FP32", struct.pack("<8f", *[float((i * 3 + k) % 89) for k in range(8)]), f"e{i}")
+        assert c.call("VERIFY") == "Background verification started"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            info = info_persistence(c)
+            if info["verify_in_progress"] == "0" and info["verify_last_status"] != "none":
+                break
+            time.sleep(0.1)
+        assert info["verify_last_status"] == "ok", info
+        assert info["verify_last_problems"] == "0" and info["verify_last_elements"] == "500", info
+        assert int(info["verify_last_time"]) > 0 and info["verify_last_problem"] == ""
+        assert not os.path.exists(os.path.join(data_dir, ".latentdb-verify")), "the checkpoint is removed afterwards"
+        # Writes went on being served around it.
+        assert c.call("VADD", "h", "VALUES", 8, *range(8), "late") == 1
+        assert "wrong number of arguments" in str(c.call("VERIFY", "now"))
+    finally:
+        s.stop()
