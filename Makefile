@@ -25,6 +25,7 @@ server-deps:
 	@missing=""; \
 	pkg-config --exists rocksdb 2>/dev/null && [ -f /usr/include/rocksdb/c.h ] || missing="$$missing librocksdb-dev"; \
 	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	[ -f /usr/include/zlib.h ] || missing="$$missing zlib1g-dev"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	tools/apt_install.sh $$missing
 

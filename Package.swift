@@ -35,9 +35,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB", pkgConfig: "rocksdb",
                        providers: [.apt(["librocksdb-dev", "liblz4-dev"])]),
+        // zlib's crc32 for backup manifests (zlib is already RocksDB's dependency).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // DB::Resume and the background error, which RocksDB 7.8's C API lacks: a few lines of C++.
         .target(name: "CRocksDBExtras", dependencies: ["CRocksDB"]),
-        .target(name: "LatentStorage", dependencies: ["CRocksDB", "CRocksDBExtras"]),
+        .target(name: "LatentStorage", dependencies: ["CRocksDB", "CRocksDBExtras", "CZlib"]),
         // The distance kernels, compiled three times from one source (LatentKernelsPortable/Kernels.swift,
         // symlinked into the other two): no instruction-set flags, x86-64-v3 (AVX2/FMA) and x86-64-v4
         // (AVX-512). LatentVectors picks one at run time by cpuid (KernelLevel.swift); it and everything

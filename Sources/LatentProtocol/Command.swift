@@ -145,6 +145,13 @@ public struct Credentials: Equatable, Sendable {
     }
 }
 
+/// What a BACKUP request asks for.
+public enum BackupRequest: Equatable, Sendable {
+    case start
+    case read(id: Int, file: String, offset: Int, count: Int)
+    case end(id: Int)
+}
+
 /// What a SLOWLOG request asks for.
 public enum SlowlogRequest: Equatable, Sendable {
     /// The newest `count` entries (nil: 10, Redis' default; -1: all).
@@ -173,6 +180,8 @@ public enum Command: Equatable, Sendable {
     case configResetStat
     /// SLOWLOG GET [count] / LEN / RESET / HELP, as Redis.
     case slowlog(SlowlogRequest)
+    /// BACKUP START / READ id file offset count / END id: an online backup (latentctl backup --host).
+    case backup(BackupRequest)
     /// VERIFY: checks a checkpoint of the store in the background (INFO persistence shows the result).
     case verify
     /// COMPACT [key]: a manual RocksDB compaction of one collection's records or of the whole store.
@@ -247,6 +256,7 @@ public enum Command: Equatable, Sendable {
         case .slowlog: return "slowlog"
         case .compact: return "compact"
         case .verify: return "verify"
+        case .backup: return "backup"
         case .client: return "client"
         case .select: return "select"
         case .hello: return "hello"

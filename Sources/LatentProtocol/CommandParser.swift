@@ -45,6 +45,23 @@ public enum CommandParser {
             default:
                 throw CommandError.syntax("unknown CONFIG subcommand '\(a.string(1).prefix(64))': use GET, SET, REWRITE or RESETSTAT")
             }
+        case "backup":
+            try a.arity(2...)
+            switch a.string(1).lowercased() {
+            case "start":
+                try a.arity(2...2)
+                return .backup(.start)
+            case "read":
+                try a.arity(6...6)
+                return .backup(.read(id: try a.integer(2, what: "BACKUP READ id", in: 1...Int.max), file: a.string(3),
+                                     offset: try a.integer(4, what: "BACKUP READ offset", in: 0...Int.max),
+                                     count: try a.integer(5, what: "BACKUP READ count", in: 1...Int.max)))
+            case "end":
+                try a.arity(3...3)
+                return .backup(.end(id: try a.integer(2, what: "BACKUP END id", in: 1...Int.max)))
+            default:
+                throw CommandError.syntax("unknown BACKUP subcommand '\(a.string(1).prefix(64))': use START, READ id file offset count, or END id")
+            }
         case "verify":
             try a.arity(1...1)
             return .verify

@@ -64,6 +64,8 @@ public final class CommandExecutor: @unchecked Sendable {
     public let clients = ClientRegistry()
     /// SLOWLOG's entries (SlowLog.swift).
     public let slowLog = SlowLog()
+    /// Online backups in progress (BACKUP START / READ / END).
+    public let backups: BackupSessions
     /// VERIFY's background run and last result.
     public let verification = BackgroundVerification()
     /// The Prometheus series (nil without --metrics-port).
@@ -89,6 +91,7 @@ public final class CommandExecutor: @unchecked Sendable {
                 metrics: ServerMetrics? = nil) {
         self.catalog = catalog
         self.metrics = metrics
+        backups = BackupSessions(directory: catalog.store.directory)
         self.settings = settings
         self.stats = stats
         let cache = ResultCache(capacityBytes: settings.current.queryCacheBytes)
@@ -408,6 +411,8 @@ public final class CommandExecutor: @unchecked Sendable {
             return Outcome(reply: .ok)
         case .slowlog(let request):
             return Outcome(reply: slowlog(request))
+        case .backup(let request):
+            return Outcome(reply: try backup(request, session: session))
         case .verify:
             guard verification.start(catalog: catalog) else { return Outcome(reply: .err("a verification is already running: see INFO persistence")) }
             return Outcome(reply: .simpleString("Background verification started"))

@@ -130,9 +130,10 @@ public final class LatentServer: @unchecked Sendable {
                                   localAddress: Self.describe(channel.localAddress), close: { [weak channel] in channel?.close(promise: nil) })
         session.record = record
         executor.clients.register(record)
-        let clients = executor.clients
+        let clients = executor.clients, backups = executor.backups
         channel.closeFuture.whenComplete { _ in
             clients.unregister(sessionId)
+            backups.endAll(owner: sessionId)
             // A client that made the server hold large buffers: give the freed memory back to the OS.
             if record.buffers.peak > 1 << 20 { DispatchQueue.global(qos: .utility).async { ReturnMemory.toSystem() } }
         }

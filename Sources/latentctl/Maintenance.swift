@@ -155,10 +155,12 @@ struct Failure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// A progress bar with time left and vectors/s on a terminal; plain progress lines otherwise (logs, CI).
+/// A progress bar with time left and vectors/s (or another unit) on a terminal; plain progress lines
+/// otherwise (logs, CI).
 final class ProgressBar {
     let title: String
     var total: Int
+    var unit = "vectors"
     private let start = Date()
     private let tty = isatty(STDOUT_FILENO) != 0
     private var lastLine = Date.distantPast
@@ -178,10 +180,10 @@ final class ProgressBar {
         if tty {
             let width = 30, filled = Int(f * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            print(String(format: "\r%@ [%@] %3d%%  %.0f vectors/s  %@ left ", title, bar, percent, rate, clock(left)), terminator: "")
+            print(String(format: "\r%@ [%@] %3d%%  %.0f %@/s  %@ left ", title, bar, percent, rate, unit, clock(left)), terminator: "")
             fflush(stdout)
         } else if percent != lastPercent && (percent % 10 == 0 || Date().timeIntervalSince(lastLine) > 5) {
-            print(String(format: "%@: %d%% (%.0f vectors/s, %@ left)", title, percent, rate, clock(left)))
+            print(String(format: "%@: %d%% (%.0f %@/s, %@ left)", title, percent, rate, unit, clock(left)))
             lastLine = Date()
             lastPercent = percent
         }
@@ -190,7 +192,7 @@ final class ProgressBar {
     func finish() {
         let elapsed = Date().timeIntervalSince(start)
         if tty { print("") }
-        print(String(format: "%@: done, %d vectors in %.1f s", title, total, elapsed))
+        print(String(format: "%@: done, %d %@ in %.1f s", title, total, unit, elapsed))
     }
 
     private func clock(_ s: Double) -> String { String(format: "%d:%02d", Int(s) / 60, Int(s) % 60) }
@@ -239,6 +241,7 @@ struct Verify: ParsableCommand {
         } catch {
             throw Failure("latentctl verify: \(error)")
         }
+        for note in report.notes { print("note: \(note)") }
         print("\(report.collections) collection(s), \(report.elements) element(s), \(report.snapshots) index snapshot(s), "
               + "\(report.records) record(s) read")
         guard report.isClean else {

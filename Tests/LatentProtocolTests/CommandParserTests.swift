@@ -41,6 +41,27 @@ final class CommandParserTests: XCTestCase {
         assertSyntaxError(["SLOWLOG", "TRIM"], containing: "use GET [count], LEN, RESET or HELP")
     }
 
+    func testBackupVerifyAndCompactForms() throws {
+        XCTAssertEqual(try parse(["BACKUP", "START"]), .backup(.start))
+        XCTAssertEqual(try parse(["backup", "read", "3", "000012.sst", "4096", "1048576"]),
+                       .backup(.read(id: 3, file: "000012.sst", offset: 4096, count: 1_048_576)))
+        XCTAssertEqual(try parse(["BACKUP", "END", "3"]), .backup(.end(id: 3)))
+        XCTAssertEqual(try parse(["VERIFY"]), .verify)
+        XCTAssertEqual(try parse(["COMPACT"]), .compact(key: nil))
+        XCTAssertEqual(try parse(["COMPACT", "items"]), .compact(key: "items"))
+        assertError(["BACKUP"], .wrongArity("backup"))
+        assertError(["BACKUP", "START", "x"], .wrongArity("backup"))
+        assertError(["BACKUP", "READ", "1", "f", "0"], .wrongArity("backup"))
+        assertError(["BACKUP", "END"], .wrongArity("backup"))
+        assertError(["VERIFY", "x"], .wrongArity("verify"))
+        assertError(["COMPACT", "a", "b"], .wrongArity("compact"))
+        assertSyntaxError(["BACKUP", "READ", "0", "f", "0", "1"], containing: "BACKUP READ id 0 is out of range")
+        assertSyntaxError(["BACKUP", "READ", "1", "f", "-1", "1"], containing: "BACKUP READ offset -1 is out of range")
+        assertSyntaxError(["BACKUP", "READ", "1", "f", "0", "0"], containing: "BACKUP READ count 0 is out of range")
+        assertSyntaxError(["BACKUP", "READ", "1", "f", "0", "99999999999999999999"], containing: "must be an integer")
+        assertSyntaxError(["BACKUP", "PAUSE"], containing: "use START, READ id file offset count, or END id")
+    }
+
     func testVAddWithValuesAndAttributes() throws {
         XCTAssertEqual(try parse(["vadd", "items", "VALUES", "3", "1", "-2.5", "1e-3", "m1", "SETATTR", "{\"a\":1}"]),
                        .vadd(VAddRequest(key: "items", vector: [1, -2.5, 0.001], element: "m1", attributes: Array("{\"a\":1}".utf8))))

@@ -1,0 +1,149 @@
+import CZlib
+import Foundation
+
+/// A backup of a store: a directory holding a RocksDB checkpoint's files and `MANIFEST.latentdb`, which
+/// lists every file with its size and CRC-32 (zlib's). Restore checks every file against the manifest
+/// before anything is placed in the target, and places it with one rename, so a restore is all or nothing.
+public struct BackupManifest: Equatable, Sendable {
+    public struct File: Equatable, Sendable {
+        public let name: String
+        public let size: Int
+        public let crc32: UInt32
+        public init(name: String, size: Int, crc32: UInt32) {
+            self.name = name
+            self.size = size
+            self.crc32 = crc32
+        }
+    }
+
+    public static let fileName = "MANIFEST.latentdb"
+    static let header = "latentdb-backup 1"
+    public var files: [File]
+
+    public init(files: [File]) { self.files = files }
+
+    public var totalBytes: Int { files.reduce(0) { $0 + $1.size } }
+
+    /// The manifest of the regular files in `directory` (not the manifest itself), by name.
+    public static func of(directory: String) throws -> BackupManifest {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != fileName }.sorted()
+        return BackupManifest(files: try names.map { name in
+            let (size, crc) = try checksum(of: directory + "/" + name)
+            return File(name: name, size: size, crc32: crc)
+        })
+    }
+
+    /// Size and CRC-32 of a file, read in 1 MiB chunks.
+    public static func checksum(of path: String) throws -> (size: Int, crc32: UInt32) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw StorageError(.rocksdb, "cannot read \(path)") }
+        defer { try? handle.close() }
+        var crc = UInt32(CZlib.crc32(0, nil, 0)), size = 0
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            crc = update(crc, chunk)
+            size += chunk.count
+        }
+        return (size, crc)
+    }
+
+    /// CRC-32 of `bytes` continued from `crc` (start from `BackupManifest.initialCRC`).
+    public static func update(_ crc: UInt32, _ bytes: some DataProtocol) -> UInt32 {
+        var c = UInt(crc)
+        for region in bytes.regions {
+            region.withUnsafeBytes { raw in
+                // Invariant: raw is one contiguous region of `bytes`, alive for this call; zlib takes at
+                // most UInt32.max bytes per call, so larger regions go in pieces.
+                var offset = 0
+                while offset < raw.count {
+                    let n = min(raw.count - offset, Int(UInt32.max))
+                    c = CZlib.crc32(c, raw.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self), uInt(n))
+                    offset += n
+                }
+            }
+        }
+        return UInt32(truncatingIfNeeded: c)
+    }
+
+    public static var initialCRC: UInt32 { UInt32(CZlib.crc32(0, nil, 0)) }
+
+    public var text: String {
+        ([BackupManifest.header] + files.map { "\($0.name) \($0.size) \(String(format: "%08x", $0.crc32))" }).joined(separator: "\n") + "\n"
+    }
+
+    public static func parse(_ text: String) throws -> BackupManifest {
+        var lines = text.split(separator: "\n").map(String.init)
+        guard lines.first == header else { throw StorageError(.damaged, "\(fileName) does not start with '\(header)'") }
+        lines.removeFirst()
+        return BackupManifest(files: try lines.enumerated().map { i, line in
+            let parts = line.split(separator: " ").map(String.init)
+            guard parts.count == 3, !parts[0].contains("/"), let size = Int(parts[1]), size >= 0, let crc = UInt32(parts[2], radix: 16) else {
+                throw StorageError(.damaged, "\(fileName) line \(i + 2) is not 'name size crc32': '\(line.prefix(80))'")
+            }
+            return File(name: parts[0], size: size, crc32: crc)
+        })
+    }
+}
+
+public enum StoreBackup {
+    /// Writes `MANIFEST.latentdb` for the files already in `directory` (a checkpoint, or files received).
+    @discardableResult
+    public static func seal(_ directory: String) throws -> BackupManifest {
+        let manifest = try BackupManifest.of(directory: directory)
+        try manifest.text.write(toFile: directory + "/" + BackupManifest.fileName, atomically: true, encoding: .utf8)
+        return manifest
+    }
+
+    /// Checks every file of a backup against its manifest; the problems in words (empty: intact).
+    public static func check(_ backup: String) throws -> [String] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: backup + "/" + BackupManifest.fileName, encoding: .utf8)
+        } catch {
+            throw StorageError(.notAStore, "\(backup) is not a LatentDB backup: no readable \(BackupManifest.fileName)")
+        }
+        let manifest = try BackupManifest.parse(text)
+        var problems: [String] = []
+        for f in manifest.files {
+            let path = backup + "/" + f.name
+            guard FileManager.default.fileExists(atPath: path) else { problems.append("\(f.name) is missing"); continue }
+            let (size, crc) = try BackupManifest.checksum(of: path)
+            if size != f.size {
+                problems.append("\(f.name) has \(size) bytes, the manifest says \(f.size)")
+            } else if crc != f.crc32 {
+                problems.append("\(f.name) fails its checksum (crc32 \(String(format: "%08x", crc)), the manifest says \(String(format: "%08x", f.crc32)))")
+            }
+        }
+        return problems
+    }
+
+    /// Restores `backup` into `target` (which must not exist, or be empty): every file is checked first;
+    /// the files are copied to a sibling directory and renamed into place, so `target` either does not
+    /// change or holds the whole backup.
+    public static func restore(_ backup: String, to target: String, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let problems = try check(backup)
+        guard problems.isEmpty else {
+            throw StorageError(.damaged, "backup \(backup) is damaged, nothing was restored: " + problems.joined(separator: "; "))
+        }
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: target, isDirectory: &isDir) {
+            guard isDir.boolValue, (try fm.contentsOfDirectory(atPath: target)).isEmpty else {
+                throw StorageError(.notAStore, "\(target) exists and is not empty: restore into a new or empty directory")
+            }
+        }
+        let manifest = try BackupManifest.parse(try String(contentsOfFile: backup + "/" + BackupManifest.fileName, encoding: .utf8))
+        let staging = (target as NSString).standardizingPath + ".restoring-\(ProcessInfo.processInfo.processIdentifier)"
+        try? fm.removeItem(atPath: staging)
+        try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        do {
+            for (i, f) in manifest.files.enumerated() {
+                try fm.copyItem(atPath: backup + "/" + f.name, toPath: staging + "/" + f.name)
+                progress(i + 1, manifest.files.count)
+            }
+            if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) } // empty, checked above
+            try fm.moveItem(atPath: staging, toPath: target)
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
+        }
+    }
+}
