@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import Server
+from store_files import column_family
 from resp_client import Client, pairs
 
 N = 300
@@ -40,13 +41,6 @@ def base_store():
     s.stop()  # clean stop: memtables flushed, every column family has an SST
     yield d
     shutil.rmtree(root, ignore_errors=True)
-
-
-def column_family(sst):
-    b = open(sst, "rb").read()
-    i = b.find(b"column.family.id")
-    j = b.find(b"name", i)
-    return b[j + 4:b.find(b"\n", j)].decode(errors="replace")
 
 
 def targets(d):

@@ -8,14 +8,8 @@ import subprocess
 import time
 
 from conftest import LATENTCTL, Server
+from store_files import column_family
 from resp_client import Client, pairs
-
-
-def column_family(sst):
-    b = open(sst, "rb").read()
-    i = b.find(b"column.family.id")
-    j = b.find(b"name", i)
-    return b[j + 4:b.find(b"\n", j)].decode(errors="replace")
 
 
 def test_verify_a_clean_store_then_a_flipped_sst_byte(data_dir):
