@@ -35,3 +35,12 @@ extension CollectionCatalog {
         return try store.compact(collection: id, progress: progress)
     }
 }
+
+extension CollectionCatalog {
+    /// A RocksDB checkpoint of the store in `path` (BACKUP START, VERIFY), taken under the catalog's lock
+    /// so `close()` waits for one in progress and none starts after it (a background VERIFY racing a
+    /// shutdown would otherwise use a closed database).
+    public func checkpoint(to path: String) throws {
+        try withOpenStore { try store.db.checkpoint(to: path) }
+    }
+}

@@ -30,6 +30,11 @@ public final class CollectionCatalog: @unchecked Sendable {
     private var monitor: StorageMonitor?
     public let indexer: BackgroundIndexer
     private var closed = false
+    /// Background users of the store outside any request (VERIFY's and BACKUP's checkpoints) hold
+    /// `storeUseLock`; `close()` takes it to set `storeClosing`, so it waits for one in progress and no
+    /// new one starts. `storeClosing` is guarded by `storeUseLock`.
+    private let storeUseLock = NSLock()
+    private var storeClosing = false
     /// Collections dropped because their time to live ran out (INFO expired_keys); guarded by `lock`.
     private var expired = 0
     private var reaper: DispatchSourceTimer?
@@ -105,12 +110,22 @@ public final class CollectionCatalog: @unchecked Sendable {
     }
 
     /// Syncs the WAL, stops the background sync and closes the store. Call once, after the last request.
+    /// Runs `body` (a checkpoint) under `storeUseLock`, unless the store is closing (then an error): not
+    /// under `lock`, which every request takes to find its collection and must not wait for a checkpoint.
+    func withOpenStore<T>(_ body: () throws -> T) throws -> T {
+        try storeUseLock.withLock {
+            guard !storeClosing else { throw EngineError.storage("the store is closed (the server is shutting down)") }
+            return try body()
+        }
+    }
+
     public func close() {
         let first: Bool = lock.withLock {
             defer { closed = true }
             return !closed
         }
         guard first else { return }
+        storeUseLock.withLock { storeClosing = true }
         reaper?.setEventHandler(handler: nil)
         reaper?.cancel()
         let open = all

@@ -37,9 +37,9 @@ public enum StoreVerifier {
     /// verified in `scratch`, a directory that must not exist, removed afterwards. Its index snapshots are
     /// checked for checksum and decoding only: a live server saves them from time to time, so a snapshot
     /// behind the store is normal there, not damage.
-    public static func verifyLive(_ store: LatentStore, scratch: String, progress: (String) -> Void = { _ in }) throws -> Report {
+    public static func verifyLive(_ catalog: CollectionCatalog, scratch: String, progress: (String) -> Void = { _ in }) throws -> Report {
         try? FileManager.default.removeItem(atPath: scratch) // left by a crash during an earlier VERIFY
-        try store.db.checkpoint(to: scratch)
+        try catalog.checkpoint(to: scratch)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let copy = try LatentStore(directory: scratch)
         defer { copy.close() }

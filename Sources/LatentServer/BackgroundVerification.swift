@@ -39,7 +39,7 @@ public final class BackgroundVerification: @unchecked Sendable {
             var status = "ok", problems: [String] = [], elements = 0
             do {
                 let scratch = (catalog.store.directory as NSString).appendingPathComponent(".latentdb-verify")
-                let report = try StoreVerifier.verifyLive(catalog.store, scratch: scratch)
+                let report = try StoreVerifier.verifyLive(catalog, scratch: scratch)
                 problems = report.problems
                 elements = report.elements
                 status = report.isClean ? "ok" : "problems"

@@ -17,6 +17,8 @@ public final class BackupSessions: @unchecked Sendable {
         let owner: Int
     }
 
+    /// Backups open at once: each holds a checkpoint (hard links that keep deleted SST files on disk).
+    public static let maxOpen = 4
     /// The largest chunk one BACKUP READ returns.
     public static let maxChunk = 8 << 20
     static let prefix = ".latentdb-backup-"
@@ -32,11 +34,18 @@ public final class BackupSessions: @unchecked Sendable {
         }
     }
 
-    func start(store: LatentStore, owner: Int) throws -> (id: Int, manifest: BackupManifest) {
-        let id = state.withLockedValue { s -> Int in defer { s.next += 1 }; return s.next }
+    func start(catalog: CollectionCatalog, owner: Int) throws -> (id: Int, manifest: BackupManifest) {
+        let id: Int? = state.withLockedValue { s in
+            guard s.sessions.count < Self.maxOpen else { return nil }
+            defer { s.next += 1 }
+            return s.next
+        }
+        guard let id else {
+            throw CommandError.syntax("\(Self.maxOpen) backups are already open: finish one with BACKUP END id first")
+        }
         let path = directory + "/" + Self.prefix + String(id)
         do {
-            try store.db.checkpoint(to: path)
+            try catalog.checkpoint(to: path)
             let manifest = try BackupManifest.of(directory: path)
             state.withLockedValue { $0.sessions[id] = Session(path: path, manifest: manifest, owner: owner) }
             return (id, manifest)
@@ -84,7 +93,7 @@ extension CommandExecutor {
     func backup(_ request: BackupRequest, session: Session) throws -> RESPValue {
         switch request {
         case .start:
-            let (id, manifest) = try backups.start(store: catalog.store, owner: session.id)
+            let (id, manifest) = try backups.start(catalog: catalog, owner: session.id)
             return .map([("id", .integer(id)),
                          ("files", .array(manifest.files.map { .array([.bulk($0.name), .integer($0.size), .bulk(String(format: "%08x", $0.crc32))]) }))])
         case .read(let id, let file, let offset, let count):

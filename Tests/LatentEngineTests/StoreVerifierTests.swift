@@ -93,13 +93,19 @@ final class StoreVerifierTests: XCTestCase {
         defer { catalog.close() }
         _ = try catalog.collection("h")!.upsert(id: "newer", vector: [Float](repeating: 0.5, count: 16)) // snapshot now behind
         let scratch = directory + "/.latentdb-verify"
-        XCTAssertTrue(try StoreVerifier.verifyLive(catalog.store, scratch: scratch).isClean)
+        XCTAssertTrue(try StoreVerifier.verifyLive(catalog, scratch: scratch).isClean)
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch))
         let batch = WriteBatch(for: catalog.store.db)
         try catalog.store.putVector(collection: id, slot: 2, [Float](repeating: .infinity, count: 16).withUnsafeBytes { Array($0) }, in: batch)
         try catalog.store.db.write(batch)
-        let problems = try StoreVerifier.verifyLive(catalog.store, scratch: scratch).problems
+        let problems = try StoreVerifier.verifyLive(catalog, scratch: scratch).problems
         XCTAssertEqual(problems, ["collection 'h': 1 vector(s) with NaN or infinite components"])
+        // After close (a shutdown), a late VERIFY or BACKUP START gets an error, not a closed database.
+        catalog.close()
+        XCTAssertThrowsError(try catalog.checkpoint(to: scratch)) {
+            XCTAssertEqual($0 as? EngineError, .storage("the store is closed (the server is shutting down)"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch))
     }
 
     func testASnapshotMerelyBehindTheStoreIsANoteNotAProblem() throws {

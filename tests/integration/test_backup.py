@@ -2,6 +2,7 @@
 import os
 import subprocess
 import threading
+import time
 
 import numpy as np
 
@@ -115,3 +116,14 @@ def test_backup_protocol_errors(server):
     assert c.call("BACKUP", "READ", str(backup_id), "CURRENT", "0", "100").startswith(b"MANIFEST-")
     assert c.call("BACKUP", "END", str(backup_id)) == "OK"
     assert "must be an integer" in str(c.call("BACKUP", "READ", "x", "CURRENT", "0", "10"))
+    # At most four open at once (each pins its checkpoint's files); closing the connection ends them.
+    ids = [c.call("BACKUP", "START")[1] for _ in range(4)]
+    assert "4 backups are already open" in str(c.call("BACKUP", "START"))
+    c.close()
+    c = Client(server.port)
+    for _ in range(100):
+        if not [n for n in os.listdir(server.data_dir) if n.startswith(".latentdb-backup-")]:
+            break
+        time.sleep(0.05)
+    assert not [n for n in os.listdir(server.data_dir) if n.startswith(".latentdb-backup-")], ids
+    assert isinstance(c.call("BACKUP", "START")[1], int)
