@@ -84,7 +84,7 @@ def test_the_emulated_cpu_faults_on_avx2_code():
 @needs_qemu
 def test_latentd_serves_exact_answers_on_a_cpu_without_avx(tmp_path):
     rng = np.random.default_rng(11)
-    dim, n = 40, 400  # 40: the SIMD16, SIMD8 and scalar tails all run
+    dim, n = 40, 200  # 40: the SIMD16, SIMD8 and scalar tails all run
     data = rng.standard_normal((n, dim)).astype("<f4")
     queries = rng.standard_normal((8, dim)).astype("<f4")
     s = Latentd(str(tmp_path / "d"), wrapper=[QEMU] + NO_AVX_CPU).start()
