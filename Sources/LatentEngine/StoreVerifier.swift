@@ -37,21 +37,29 @@ public enum StoreVerifier {
     /// verified in `scratch`, a directory that must not exist, removed afterwards. Its index snapshots are
     /// checked for checksum and decoding only: a live server saves them from time to time, so a snapshot
     /// behind the store is normal there, not damage.
-    public static func verifyLive(_ catalog: CollectionCatalog, scratch: String, progress: (String) -> Void = { _ in }) throws -> Report {
+    public static func verifyLive(_ catalog: CollectionCatalog, scratch: String, progress: (String) -> Void = { _ in },
+                                  isCancelled: () -> Bool = { false }) throws -> Report {
         try? FileManager.default.removeItem(atPath: scratch) // left by a crash during an earlier VERIFY
         try catalog.checkpoint(to: scratch)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let copy = try LatentStore(directory: scratch)
         defer { copy.close() }
-        return try verify(copy, snapshotsMustMatch: false, progress: progress)
+        return try verify(copy, snapshotsMustMatch: false, progress: progress, isCancelled: isCancelled)
     }
 
-    static func verify(_ store: LatentStore, snapshotsMustMatch: Bool, progress: (String) -> Void) throws -> Report {
+    /// Thrown when `isCancelled` turns true (a shutdown during VERIFY).
+    public struct Cancelled: Error, CustomStringConvertible {
+        public var description: String { "verification cancelled: the server is shutting down" }
+    }
+
+    static func verify(_ store: LatentStore, snapshotsMustMatch: Bool, progress: (String) -> Void,
+                       isCancelled: () -> Bool = { false }) throws -> Report {
         var report = Report()
         for cf in StoreLayout.columnFamilies {
+            if isCancelled() { throw Cancelled() }
             do {
                 var n = 0
-                try store.db.scan(cf, prefix: []) { _, _ in n += 1; return true }
+                try store.db.scan(cf, prefix: []) { _, _ in n += 1; return !isCancelled() }
                 report.records += n
                 progress("checksums of \(cf): \(n) records read")
             } catch {
@@ -59,6 +67,7 @@ public enum StoreVerifier {
             }
         }
         for (name, raw) in try store.collectionDefinitions() {
+            if isCancelled() { throw Cancelled() }
             guard let definition = try? JSONDecoder().decode(CollectionDefinition.self, from: Data(raw)) else {
                 report.problems.append("collection '\(name)': its definition does not decode (\(raw.count) bytes)")
                 continue

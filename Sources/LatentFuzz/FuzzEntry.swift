@@ -23,6 +23,7 @@ private let fuzzCatalog: CollectionCatalog = {
 }()
 
 private func closeFuzzCatalog() {
+    fuzzExecutor.verification.cancelAndWait() // a VERIFY an input started must not outlive the store
     fuzzCatalog.close()
     try? FileManager.default.removeItem(atPath: fuzzCatalog.store.directory)
 }

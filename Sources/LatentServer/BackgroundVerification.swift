@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import LatentEngine
 import Logging
@@ -7,11 +8,13 @@ import NIOConcurrencyHelpers
 /// INFO persistence reports its state and the last result (`verify_*`). The checkpoint lives in
 /// `<data-dir>/.latentdb-verify` while it runs (hard links: it costs the memtable flush and inodes, not
 /// a copy of the data).
-/// Guarding: `state` is a NIOLockedValueBox; `queue` and `logger` are immutable.
+/// Guarding: `state` is a NIOLockedValueBox; `cancelled` is atomic; `queue`, `group` and `logger` are
+/// immutable (the group is entered and left once per run).
 public final class BackgroundVerification: @unchecked Sendable {
     public struct State: Sendable {
         public var running = false
-        /// "none" before the first run, then "ok", "problems" or "failed" (the verification itself could not run).
+        /// "none" before the first run, then "ok", "problems", "failed" (the verification itself could not
+        /// run) or "cancelled" (a shutdown stopped it).
         public var lastStatus = "none"
         public var lastProblems: [String] = []
         public var lastFinished: Date?
@@ -22,6 +25,15 @@ public final class BackgroundVerification: @unchecked Sendable {
     private let state = NIOLockedValueBox(State())
     private let queue = DispatchQueue(label: "latentdb.verify", qos: .utility)
     private let logger = Logger(label: "latentd.verify")
+    private let group = DispatchGroup()
+    private let cancelled = ManagedAtomic<Bool>(false)
+
+    /// Stops a running verification at its next check and waits for it: called before the store closes,
+    /// so no verification thread is inside RocksDB when the process exits.
+    public func cancelAndWait() {
+        cancelled.store(true, ordering: .relaxed)
+        group.wait()
+    }
 
     public var current: State { state.withLockedValue { $0 } }
 
@@ -34,15 +46,20 @@ public final class BackgroundVerification: @unchecked Sendable {
         }
         guard started else { return false }
         logger.info("verification started")
-        queue.async { [state, logger] in
+        group.enter()
+        queue.async { [state, logger, group, cancelled] in
+            defer { group.leave() }
             let began = DispatchTime.now().uptimeNanoseconds
             var status = "ok", problems: [String] = [], elements = 0
             do {
                 let scratch = (catalog.store.directory as NSString).appendingPathComponent(".latentdb-verify")
-                let report = try StoreVerifier.verifyLive(catalog, scratch: scratch)
+                let report = try StoreVerifier.verifyLive(catalog, scratch: scratch,
+                                                          isCancelled: { cancelled.load(ordering: .relaxed) })
                 problems = report.problems
                 elements = report.elements
                 status = report.isClean ? "ok" : "problems"
+            } catch is StoreVerifier.Cancelled {
+                status = "cancelled"
             } catch {
                 status = "failed"
                 problems = ["verification could not run: \(error)"]
@@ -52,7 +69,9 @@ public final class BackgroundVerification: @unchecked Sendable {
                 $0 = State(running: false, lastStatus: status, lastProblems: problems, lastFinished: Date(), lastSeconds: seconds,
                            lastElements: elements)
             }
-            if problems.isEmpty {
+            if status == "cancelled" {
+                logger.info("verification cancelled by shutdown")
+            } else if problems.isEmpty {
                 logger.info("verification finished: no problems", metadata: ["elements": "\(elements)", "seconds": "\(seconds)"])
             } else {
                 for p in problems { logger.error("verification: \(p)") }

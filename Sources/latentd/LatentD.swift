@@ -131,6 +131,7 @@ struct LatentD: ParsableCommand {
         fflush(stdout)
 
         server.runUntilShutdown()
+        server.executor.verification.cancelAndWait() // no VERIFY thread inside RocksDB past this point
         catalog.close()
         logger.info("latentd stopped; store closed")
         _ = sources

@@ -120,6 +120,17 @@ final class StoreVerifierTests: XCTestCase {
         XCTAssertEqual(report.notes, ["collection 'h': its index snapshot is 1 element(s) behind the store (written after it was saved; latentd indexes them at start)"])
     }
 
+    func testACancelledVerificationStopsWithCancelled() throws {
+        _ = try makeStore()
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        var checks = 0
+        XCTAssertThrowsError(try StoreVerifier.verifyLive(catalog, scratch: directory + "/.v", isCancelled: { checks += 1; return checks > 3 })) {
+            XCTAssertTrue($0 is StoreVerifier.Cancelled, "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/.v"), "the checkpoint is removed when cancelled too")
+    }
+
     func testAStoreHeldByAServerIsRefused() throws {
         _ = try makeStore()
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
