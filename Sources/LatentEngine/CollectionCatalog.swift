@@ -38,6 +38,16 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// Collections dropped because their time to live ran out (INFO expired_keys); guarded by `lock`.
     private var expired = 0
     private var reaper: DispatchSourceTimer?
+    /// Whether expired collections are hidden and dropped (a leader); a replica keeps them until its
+    /// leader's DEL arrives, as a Redis replica does not expire keys itself. Guarded by `lock`.
+    private var expiring = true
+    /// Told the name of each collection dropped because its time ran out, inside `writeOrder` (a
+    /// leader's replication log turns it into a DEL in the stream). Guarded by `lock`.
+    private var expiredDropObserver: ((String) -> Void)?
+    /// Orders writes for replication: the server runs each write command inside `ordered`, and expiry
+    /// drops take it too, so the replication stream's order is the order writes reached the store.
+    /// Recursive: an expiry noticed inside a write command is dropped inside that command's turn.
+    private let writeOrder = NSRecursiveLock()
 
     /// Opens the store at `directory` and loads every collection into memory.
     public init(directory: String, fsync: FsyncPolicy = .everysec, storage: StoreOptions = StoreOptions(),
@@ -158,12 +168,35 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// The collection named `name`; nil when there is none or its time to live ran out (then it is
     /// dropped now, as Redis expires a key on access).
     public func collection(_ name: String) -> Collection? {
-        guard let c = lock.withLock({ collections[name] }) else { return nil }
-        if c.expiresAt != nil, c.isExpired(nowMillis: Self.nowMillis()) {
-            dropExpired(name, c)
+        lock.lock()
+        let found = collections[name], hiding = expiring
+        lock.unlock()
+        guard let c = found else { return nil }
+        if hiding, c.expiresAt != nil, c.isExpired(nowMillis: Self.nowMillis()) {
+            // Only when no other thread is writing: a reader may hold collection locks a writer waits
+            // for. Otherwise it stays hidden and the reaper drops it within a quarter second.
+            dropExpired(name, c, wait: false)
             return nil
         }
         return c
+    }
+
+    /// Runs a write (a whole command) in the catalog's write order; see `writeOrder`.
+    public func ordered<T>(_ body: () throws -> T) rethrows -> T {
+        writeOrder.lock()
+        defer { writeOrder.unlock() }
+        return try body()
+    }
+
+    /// Whether expired collections are hidden and dropped here (false on a replica).
+    public var expires: Bool {
+        get { lock.withLock { expiring } }
+        set { lock.withLock { expiring = newValue } }
+    }
+
+    /// Sets the observer told of every collection dropped because its time ran out.
+    public func observeExpiredDrops(_ observer: ((String) -> Void)?) {
+        lock.withLock { expiredDropObserver = observer }
     }
 
     public func require(_ name: String) throws -> Collection {
@@ -177,7 +210,10 @@ public final class CollectionCatalog: @unchecked Sendable {
     /// The live collections (expired ones are left out).
     public var all: [Collection] {
         let now = Self.nowMillis()
-        return lock.withLock { Array(collections.values) }.filter { !$0.isExpired(nowMillis: now) }
+        lock.lock()
+        let values = Array(collections.values), hiding = expiring
+        lock.unlock()
+        return hiding ? values.filter { !$0.isExpired(nowMillis: now) } : values
     }
 
     /// Collections dropped because their time to live ran out, since start.
@@ -187,16 +223,21 @@ public final class CollectionCatalog: @unchecked Sendable {
 
     /// Drops `c` if it is still the collection named `name` and still expired. A drop that cannot be
     /// written (a full disk) leaves it hidden (every lookup sees it expired) and is tried again later.
-    private func dropExpired(_ name: String, _ c: Collection) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard collections[name] === c, c.isExpired(nowMillis: Self.nowMillis()) else { return }
-        do {
-            try dropLocked(name, c)
-            expired += 1
-        } catch {
-            logger.error("expired collection \(name) could not be dropped: \(error)")
+    private func dropExpired(_ name: String, _ c: Collection, wait: Bool) {
+        if wait { writeOrder.lock() } else if !writeOrder.try() { return }
+        defer { writeOrder.unlock() }
+        let observer: ((String) -> Void)?? = lock.withLock {
+            guard expiring, collections[name] === c, c.isExpired(nowMillis: Self.nowMillis()) else { return nil }
+            do {
+                try dropLocked(name, c)
+                expired += 1
+                return .some(expiredDropObserver)
+            } catch {
+                logger.error("expired collection \(name) could not be dropped: \(error)")
+                return nil
+            }
         }
+        if let observer { observer?(name) }
     }
 
     /// Drops expired collections four times a second (Redis' active expiry), so an expired collection
@@ -215,8 +256,8 @@ public final class CollectionCatalog: @unchecked Sendable {
     @discardableResult
     public func reapExpired() -> Int {
         let now = Self.nowMillis()
-        let due = lock.withLock { collections.filter { $0.value.isExpired(nowMillis: now) } }
-        for (name, c) in due { dropExpired(name, c) }
+        let due: [String: Collection] = lock.withLock { expiring ? collections.filter { $0.value.isExpired(nowMillis: now) } : [:] }
+        for (name, c) in due { dropExpired(name, c, wait: true) }
         return due.count
     }
 

@@ -186,6 +186,15 @@ public enum Command: Equatable, Sendable {
     case verify
     /// COMPACT [key]: a manual RocksDB compaction of one collection's records or of the whole store.
     case compact(key: String?)
+    /// REPLICAOF host port (SLAVEOF too); host nil: REPLICAOF NO ONE.
+    case replicaOf(host: String?, port: Int)
+    case role
+    /// WAIT numreplicas timeout (milliseconds, 0 = no limit).
+    case wait(replicas: Int, timeoutMillis: Int)
+    /// REPLCONF option value ... (a replica's handshake and acknowledgements).
+    case replconf([String])
+    /// PSYNC replicationid offset: a replica asks for the stream (handled by the connection, not here).
+    case psync(replicationId: String, offset: Int64)
     case client(subcommand: String, arguments: [String])
     case select(Int)
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
@@ -255,6 +264,11 @@ public enum Command: Equatable, Sendable {
         case .configGet, .configSet, .configRewrite, .configResetStat: return "config"
         case .slowlog: return "slowlog"
         case .compact: return "compact"
+        case .replicaOf: return "replicaof"
+        case .role: return "role"
+        case .wait: return "wait"
+        case .replconf: return "replconf"
+        case .psync: return "psync"
         case .verify: return "verify"
         case .backup: return "backup"
         case .client: return "client"

@@ -68,6 +68,24 @@ public enum CommandParser {
         case "compact":
             try a.arity(1...2)
             return .compact(key: a.count == 2 ? a.string(1) : nil)
+        case "replicaof", "slaveof":
+            try a.arity(3...3)
+            if a.string(1).lowercased() == "no" && a.string(2).lowercased() == "one" { return .replicaOf(host: nil, port: 0) }
+            return .replicaOf(host: a.string(1), port: try a.integer(2, what: "port", in: 1...65535))
+        case "role":
+            try a.arity(1...1)
+            return .role
+        case "wait":
+            try a.arity(3...3)
+            return .wait(replicas: try a.integer(1, what: "numreplicas", in: 0...Int(Int32.max)),
+                         timeoutMillis: try a.integer(2, what: "timeout", in: 0...Int.max))
+        case "replconf":
+            // Option/value pairs, as Redis checks them.
+            guard a.count % 2 == 1 else { throw CommandError.syntax("syntax error: REPLCONF takes option value pairs") }
+            return .replconf((1..<a.count).map { a.string($0) })
+        case "psync":
+            try a.arity(3...3)
+            return .psync(replicationId: a.string(1), offset: Int64(try a.integer(2, what: "PSYNC offset", in: -1...Int.max)))
         case "slowlog":
             try a.arity(2...)
             switch a.string(1).lowercased() {

@@ -20,7 +20,7 @@ extension CommandExecutor {
         // The names are compared first, so requests that cannot group (anything but two VADDs in a row) are
         // not parsed here as well as in `execute`.
         guard start + 1 < batch.count, Self.isVAdd(batch[start]), Self.isVAdd(batch[start + 1]),
-              session.authenticated, session.transaction == nil, divergedReason.withLockedValue({ $0 }) == nil,
+              session.authenticated, session.transaction == nil, divergedReason.withLockedValue({ $0 }) == nil, writeRefusal(session) == nil,
               case .vadd(let first)? = try? CommandParser.parse(batch[start]) else { return nil }
         var group = [first]
         var next = start + 1

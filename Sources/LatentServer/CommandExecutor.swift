@@ -26,6 +26,13 @@ public final class Session: @unchecked Sendable {
     public var protocolVersion: RESPVersion = .resp2
     /// The connection's CLIENT LIST record (nil for sessions without a connection, in tests).
     public var record: ClientRecord?
+    /// The stream offset after this connection's last write (WAIT waits for replicas to reach it). Set by
+    /// its batch on a worker, read by its handler after that batch completed: never concurrently.
+    public var lastWriteOffset: Int64 = 0
+    /// REPLCONF listening-port, as a replica announces it before PSYNC; touched like `name`.
+    public var replicaListeningPort = 0
+    /// The session a replica's link applies its leader's stream in: may write on a replica.
+    public var isReplicationLink = false
 
     public var authenticated: Bool {
         get { authentication.isAuthenticated }
@@ -57,7 +64,13 @@ public struct Outcome: Equatable, Sendable {
 /// on a worker thread, and tests call it directly.
 /// All fields are immutable references to thread-safe objects (each guards its own state).
 public final class CommandExecutor: @unchecked Sendable {
-    public let catalog: CollectionCatalog
+    /// The catalog requests run against. A replica replaces it when it installs a full copy from its
+    /// leader (under `gate` held for writing, so no request runs during the swap): always read it
+    /// through here. Guarded by its box.
+    public var catalog: CollectionCatalog { catalogBox.withLockedValue { $0 } }
+    let catalogBox: NIOLockedValueBox<CollectionCatalog>
+    /// Leader or replica, the replication stream and the link to a leader (CommandExecutor+Replication.swift).
+    public let replication: ReplicationController
     public let settings: RuntimeConfiguration
     public let stats: ServerStats
     public let cache: ResultCache
@@ -89,7 +102,8 @@ public final class CommandExecutor: @unchecked Sendable {
 
     public init(catalog: CollectionCatalog, settings: RuntimeConfiguration, stats: ServerStats = ServerStats(),
                 metrics: ServerMetrics? = nil) {
-        self.catalog = catalog
+        catalogBox = NIOLockedValueBox(catalog)
+        replication = ReplicationController(backlogBytes: settings.current.replBacklogBytes)
         self.metrics = metrics
         backups = BackupSessions(directory: catalog.store.directory)
         self.settings = settings
@@ -99,6 +113,9 @@ public final class CommandExecutor: @unchecked Sendable {
         settings.observe { cache.resize(capacityBytes: $0.queryCacheBytes) }
         let slowLog = self.slowLog
         settings.observe { slowLog.trim(to: $0.slowlogMaxLength) }
+        let leader = replication.leader
+        settings.observe { leader.setBacklogCapacity($0.replBacklogBytes) }
+        observeExpiry(of: catalog)
     }
 
     /// Runs a pipelined batch in order. Writes in the batch are made durable together (one WAL sync
@@ -143,7 +160,10 @@ public final class CommandExecutor: @unchecked Sendable {
             if isCancelled() { break }
             let started = DispatchTime.now().uptimeNanoseconds
             if let group = vaddGroup(batch, from: position, session: session) {
-                let groupOutcomes = runVAddGroup(group, session: session)
+                let groupArgs = Array(batch[position..<(position + group.count)])
+                let groupOutcomes = inWriteOrder(groupArgs, session: session, { runVAddGroup(group, session: session) }) { outcomes in
+                    zip(groupArgs, outcomes).filter { !$0.1.reply.isError }.map(\.0)
+                }
                 // One batch write for the group: each VADD is charged an equal share of its time.
                 let each = (DispatchTime.now().uptimeNanoseconds - started) / 1000 / UInt64(max(groupOutcomes.count, 1))
                 for (i, var outcome) in groupOutcomes.enumerated() {
@@ -160,7 +180,11 @@ public final class CommandExecutor: @unchecked Sendable {
             }
             let args = batch[position]
             position += 1
-            var (outcome, command) = execute(args, session: session)
+            let wasInMulti = session.transaction != nil
+            let queued = session.transaction?.requests.map(\.args)
+            var (outcome, command) = inWriteOrder([args], session: session, { execute(args, session: session) }) { result in
+                streamEntries(args, command: result.1, outcome: result.0, queued: queued, wasInMulti: wasInMulti)
+            }
             let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
             outcome.version = session.protocolVersion
             if let command {
@@ -184,6 +208,7 @@ public final class CommandExecutor: @unchecked Sendable {
                 for i in wrote { outcomes[i].reply = .error("\(code) write not made durable: \(error)") }
             }
         }
+        if !wrote.isEmpty { holdForReplicas(wrote: wrote, outcomes: &outcomes, session: session) }
         let errors = outcomes.filter { $0.reply.isError }.count
         stats.record(runs, errors: errors)
         metrics?.record(runs)
@@ -191,7 +216,7 @@ public final class CommandExecutor: @unchecked Sendable {
     }
 
     /// Errors that refuse a command before it runs: Redis counts them as rejected_calls, not failed_calls.
-    static let rejectionCodes: Set<String> = ["NOAUTH", "MISCONF", "READONLY"]
+    static let rejectionCodes: Set<String> = ["NOAUTH", "MISCONF", "READONLY", "NOREPLICAS"]
 
     /// Adds a request to the slow log when it took at least `slowerThan` microseconds (negative: off).
     private func logIfSlow(_ args: [ByteBuffer], microseconds: UInt64, slowerThan: Int, session: Session) {
@@ -213,6 +238,10 @@ public final class CommandExecutor: @unchecked Sendable {
             case .failure where isAllowedBeforeAuth(args): break
             default: return (Outcome(reply: .error(noAuth)), try? parsed.get())
             }
+        }
+        if case .success(let c) = parsed, c.isWrite, c != .exec, let refusal = writeRefusal(session) {
+            session.transaction?.aborted = true
+            return (Outcome(reply: .error(refusal)), c)
         }
         if session.transaction != nil {
             return (queueInTransaction(args, parsed, session: session), try? parsed.get())
@@ -430,6 +459,8 @@ public final class CommandExecutor: @unchecked Sendable {
             return Outcome(reply: db == 0 ? .ok : .err("DB index is out of range: latentd has database 0 only"))
         case .dbsize:
             return Outcome(reply: .integer(catalog.names.count))
+        case .replicaOf, .role, .wait, .replconf, .psync:
+            return Outcome(reply: try runReplicationCommand(command, session: session) ?? .err("internal error"))
         default:
             if let reply = try runKeyspaceCommand(command) { return Outcome(reply: reply) }
             return Outcome(reply: try runVectorCommand(command))

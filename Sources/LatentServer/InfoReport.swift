@@ -108,7 +108,7 @@ struct InfoReport {
                     ("query_cache_bytes", String(c.bytes)), ("query_cache_entries", String(c.entries)),
                     ("query_cache_capacity_bytes", String(executor.cache.capacityBytes))]
         case "replication":
-            return [("role", "master"), ("connected_slaves", "0")]
+            return executor.replicationInfo()
         case "cpu":
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)

@@ -90,6 +90,13 @@ public final class LatentServer: @unchecked Sendable {
         }
         logger.info("latentd listening", metadata: ["address": "\(configuration.host):\(boundPort ?? configuration.port)"])
         if let metrics = executor.metrics { try startMetrics(metrics) }
+        executor.replication.listeningPort = boundPort ?? configuration.port
+        if let leader = configuration.replicaOf {
+            guard executor.replication.reopenCatalog != nil else {
+                throw ServerStartError(description: "replicaof needs a way to reopen the store (set replication.reopenCatalog)")
+            }
+            try executor.replicate(from: leader.host, port: leader.port)
+        }
     }
 
     private func startMetrics(_ metrics: ServerMetrics) throws {
@@ -169,6 +176,9 @@ public final class LatentServer: @unchecked Sendable {
     public func runUntilShutdown(drainTimeout: TimeAmount = .seconds(10)) {
         try? shutdownPromise.futureResult.wait()
         logger.info("shutting down: no new connections; finishing requests in flight")
+        // A replica stops applying first: nothing writes to the store after its link stopped.
+        executor.replication.link?.stop()
+        executor.replication.leader.releaseWaiters()
         try? serverChannel?.close().wait()
         try? metricsChannel?.close().wait()
         let open = connections.withLockedValue { Array($0.values) }

@@ -41,6 +41,10 @@ final class RESPServerHandler: ChannelDuplexHandler {
     private var pendingOutputBytes = 0
     /// Since when the unsent replies have been over the soft output limit.
     private var overSoftLimitSince: NIODeadline?
+    /// Set once a replica's PSYNC handed the connection to a ReplicaFeedHandler: everything read goes to it.
+    private var feeding = false
+    /// The next batch runs its first request the ordinary way even if it is PSYNC or WAIT.
+    private var bypassConnectionCommand = false
 
     static let maxBatch = 512
     static let highWater = 4096
@@ -58,6 +62,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if feeding { return context.fireChannelRead(data) }
         guard !closing else { return }
         let request = unwrapInboundIn(data)
         queued.append(request)
@@ -82,6 +87,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if feeding { return context.fireChannelReadComplete() }
         runNextBatch(context: context)
     }
 
@@ -104,7 +110,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Replies wait in the channel while the client does not read them; the next batch runs only when
         // the outbound buffer has drained below its low-water mark.
-        if context.channel.isWritable { runNextBatch(context: context) }
+        if context.channel.isWritable && !feeding { runNextBatch(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -121,6 +127,7 @@ final class RESPServerHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if feeding { return context.fireUserInboundEventTriggered(event) }
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             // --timeout: nothing received for that long while nothing is in progress (as Redis' timeout).
             if !running && queued.isEmpty {
@@ -146,7 +153,18 @@ final class RESPServerHandler: ChannelDuplexHandler {
         // Output back-pressure: while the client leaves replies unread, run nothing more for it. Reads
         // stop too once `highWater` requests are queued, so its memory stays bounded.
         guard context.channel.isWritable else { return }
-        let take = min(queued.count, Self.maxBatch)
+        // PSYNC and WAIT are handled here, alone: a batch stops before one.
+        if !bypassConnectionCommand, let special = Self.connectionCommand(queued[0]) {
+            let request = queued.removeFirst()
+            queuedBytes -= request.reduce(0) { $0 + $1.readableBytes }
+            runConnectionCommand(special, request, context: context)
+            return
+        }
+        var take = min(queued.count, Self.maxBatch)
+        if let stop = queued.prefix(take).dropFirst(bypassConnectionCommand ? 1 : 0).firstIndex(where: { Self.connectionCommand($0) != nil }) {
+            take = stop
+        }
+        bypassConnectionCommand = false
         let batch = Array(queued.prefix(take))
         queued.removeFirst(take)
         let batchBytes = batch.reduce(0) { $0 + $1.reduce(0) { $0 + $1.readableBytes } }
@@ -193,6 +211,76 @@ final class RESPServerHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
             }
         }
+    }
+
+    /// "PSYNC" or "WAIT" when a request is one of them (upper-case), from its name alone.
+    static func connectionCommand(_ args: [ByteBuffer]) -> String? {
+        guard let name = args.first, name.readableBytes == 4 || name.readableBytes == 5 else { return nil }
+        let upper = String(decoding: name.readableBytesView.map { $0 & 0xDF }, as: UTF8.self)
+        return upper == "PSYNC" || upper == "WAIT" ? upper : nil
+    }
+
+    /// WAIT without holding a worker thread (it may wait for seconds); PSYNC hands the connection to a
+    /// ReplicaFeedHandler. Inside MULTI, before AUTH or when malformed they take the ordinary path.
+    private func runConnectionCommand(_ name: String, _ request: [ByteBuffer], context: ChannelHandlerContext) {
+        let parsed = try? CommandParser.parse(request)
+        guard session.authenticated, session.transaction == nil, let parsed else {
+            queued.insert(request, at: 0)
+            queuedBytes += request.reduce(0) { $0 + $1.readableBytes }
+            return runOrdinary(context: context)
+        }
+        let replication = executor.replication
+        switch parsed {
+        case .wait(let replicas, let timeout):
+            if replication.isReplica {
+                return reply(.err("WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."), context: context)
+            }
+            running = true
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            replication.leader.waitForAcks(replicas: replicas, offset: session.lastWriteOffset, timeoutMillis: timeout, on: context.eventLoop)
+                .whenSuccess { count in
+                    let (handler, context) = loopBound.value
+                    handler.running = false
+                    if handler.cancelled.isCancelled { return }
+                    handler.reply(.integer(count), context: context)
+                }
+        case .psync(let id, let offset):
+            if replication.isReplica {
+                return reply(.err("this server is a replica: replicate from its leader (INFO replication: master_host)"), context: context)
+            }
+            let start: ReplicaFeedHandler.Start = replication.leader.canContinue(replicationId: id, offset: offset) ? .resume(from: offset) : .fullCopy
+            let feed = ReplicaFeedHandler(executor: executor, leader: replication.leader, connection: session.id, start: start, logger: logger)
+            do {
+                try context.pipeline.syncOperations.addHandler(feed, position: .after(self))
+            } catch {
+                logger.error("cannot start a replica feed: \(error)")
+                return context.close(promise: nil)
+            }
+            feeding = true
+            if session.replicaListeningPort > 0 {
+                replication.leader.update(connection: session.id) { [port = session.replicaListeningPort] in $0.listeningPort = port }
+            }
+            // Requests the replica pipelined after PSYNC (acknowledgements) are the feed's.
+            let rest = queued
+            queued.removeAll()
+            queuedBytes = 0
+            for r in rest { context.fireChannelRead(NIOAny(r)) }
+        default:
+            queued.insert(request, at: 0)
+            runOrdinary(context: context)
+        }
+    }
+
+    /// Runs the queue's next batch the ordinary way (the first request is not treated as PSYNC/WAIT).
+    private func runOrdinary(context: ChannelHandlerContext) {
+        bypassConnectionCommand = true
+        runNextBatch(context: context)
+    }
+
+    private func reply(_ value: RESPValue, context: ChannelHandlerContext) {
+        var bytes = context.channel.allocator.buffer(capacity: 64)
+        value.write(into: &bytes, version: session.protocolVersion)
+        deliver(BatchResult(consumed: 1, after: .none, bytes: bytes), context: context, inline: true)
     }
 
     private struct BatchResult: Sendable {

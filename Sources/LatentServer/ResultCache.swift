@@ -64,6 +64,13 @@ public final class ResultCache: @unchecked Sendable {
         }
     }
 
+    /// Drops every entry (a replica installed a new copy: collection ids and versions start over).
+    public func clear() {
+        lock.withLock {
+            while tail >= 0 { remove(tail) }
+        }
+    }
+
     public func snapshot() -> Stats { lock.withLock { stats } }
 
     /// The cached reply for `key` if every dependency still has the given identity and version.

@@ -94,8 +94,7 @@ public final class ServerMetrics: @unchecked Sendable {
         advance("latentd_query_cache_evictions_total", help: "Result-cache entries evicted for space.", to: cache.evictions)
         _ = gauge("latentd_query_cache_bytes", "Bytes of replies held by the result cache.", Double(cache.bytes))
         _ = gauge("latentd_query_cache_entries", "Replies held by the result cache.", Double(cache.entries))
-        _ = gauge("latentd_replication_role", "1 for the role this server has (replication is not built yet: always master).", 1,
-                  labels: [("role", "master")])
+        refreshReplication(executor.replication)
 
         let catalog = executor.catalog
         let db = catalog.store.db
@@ -142,6 +141,42 @@ public final class ServerMetrics: @unchecked Sendable {
             return s.collectionGauges.filter { made[$0.key] == nil }.flatMap(\.value)
         }
         for g in gone { registry.unregisterGauge(g) }
+    }
+
+    /// Role, stream offsets, replicas and their lag (leader), link state and syncs (replica).
+    private func refreshReplication(_ replication: ReplicationController) {
+        let link = replication.link
+        _ = gauge("latentd_replication_role", "1 for the role this server has now, 0 for the other.", link == nil ? 1 : 0,
+                  labels: [("role", "master")])
+        _ = gauge("latentd_replication_role", "1 for the role this server has now, 0 for the other.", link == nil ? 0 : 1,
+                  labels: [("role", "replica")])
+        let leader = replication.leader
+        if let link {
+            let s = link.status
+            _ = gauge("latentd_replication_offset_bytes", "Replication stream offset: written (leader) or applied (replica).",
+                      Double(s.position?.offset ?? 0))
+            _ = gauge("latentd_replication_link_up", "1 while a replica's link to its leader streams.", s.link == "connected" ? 1 : 0)
+            let ago = s.lastIO == 0 ? -1 : Double(DispatchTime.now().uptimeNanoseconds &- s.lastIO) / 1e9
+            _ = gauge("latentd_replication_last_io_seconds", "Seconds since a replica last heard from its leader (-1: never).", ago)
+            advance("latentd_replication_full_syncs_total", help: "Full copies this replica took from its leader.", to: s.fullSyncs)
+            advance("latentd_replication_partial_syncs_total", help: "Times this replica resumed the stream without a copy.", to: s.partialSyncs)
+            advance("latentd_replication_received_bytes_total", help: "Bytes a replica received: copies and stream.",
+                    to: Int(clamping: s.copyBytes + s.streamBytes))
+            return
+        }
+        let offset = leader.offset
+        let replicas = leader.connectedReplicas
+        let now = DispatchTime.now().uptimeNanoseconds
+        _ = gauge("latentd_replication_offset_bytes", "Replication stream offset: written (leader) or applied (replica).", Double(offset))
+        _ = gauge("latentd_replication_connected_replicas", "Replicas connected to this leader.", Double(replicas.count))
+        _ = gauge("latentd_replication_online_replicas", "Replicas streaming (their copy done).",
+                  Double(replicas.filter { $0.state == "online" }.count))
+        _ = gauge("latentd_replication_max_lag_bytes", "Stream bytes the furthest-behind replica has not acknowledged.",
+                  Double(replicas.map { offset - max($0.ackOffset, 0) }.max() ?? 0))
+        _ = gauge("latentd_replication_max_lag_seconds", "Seconds since the least recent acknowledgement of a replica.",
+                  Double(replicas.map { now &- $0.lastAck }.max() ?? 0) / 1e9)
+        let backlog = leader.backlogInfo
+        _ = gauge("latentd_replication_backlog_bytes", "Stream bytes the backlog holds for replicas that reconnect.", Double(backlog.held))
     }
 
     private func walBytes(_ directory: String) -> Int {

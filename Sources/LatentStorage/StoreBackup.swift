@@ -147,3 +147,53 @@ public enum StoreBackup {
         }
     }
 }
+
+/// A backup put in place of a closed store's files (a replica's full copy from its leader): the replaced
+/// files wait in `<dir>/.latentdb-replaced` until the new store opened (`commit`) or failed to
+/// (`rollback` puts them back).
+public struct InstalledBackup {
+    public let directory: String
+    let replaced: String
+    let installed: [String]
+
+    public static let replacedName = ".latentdb-replaced"
+
+    /// Checks `staging` against its manifest, moves the store files of `directory` aside (entries whose
+    /// names start with ".latentdb" stay: scratch directories) and moves the backup's files in.
+    public static func install(_ staging: String, into directory: String) throws -> InstalledBackup {
+        let problems = try StoreBackup.check(staging)
+        guard problems.isEmpty else {
+            throw StorageError(.damaged, "the copy in \(staging) is damaged: " + problems.joined(separator: "; "))
+        }
+        let manifest = try BackupManifest.parse(try String(contentsOfFile: staging + "/" + BackupManifest.fileName, encoding: .utf8))
+        let fm = FileManager.default
+        let replaced = directory + "/" + replacedName
+        try? fm.removeItem(atPath: replaced)
+        try fm.createDirectory(atPath: replaced, withIntermediateDirectories: true)
+        for name in try fm.contentsOfDirectory(atPath: directory) where !name.hasPrefix(".latentdb") {
+            try fm.moveItem(atPath: directory + "/" + name, toPath: replaced + "/" + name)
+        }
+        var installed: [String] = []
+        for f in manifest.files {
+            try fm.moveItem(atPath: staging + "/" + f.name, toPath: directory + "/" + f.name)
+            installed.append(f.name)
+        }
+        try? fm.removeItem(atPath: staging)
+        return InstalledBackup(directory: directory, replaced: replaced, installed: installed)
+    }
+
+    /// The new store opened: the replaced files are deleted.
+    public func commit() { try? FileManager.default.removeItem(atPath: replaced) }
+
+    /// The new store did not open: its files are removed and the replaced ones put back.
+    public func rollback() throws {
+        let fm = FileManager.default
+        for name in try fm.contentsOfDirectory(atPath: directory) where !name.hasPrefix(".latentdb") {
+            try fm.removeItem(atPath: directory + "/" + name)
+        }
+        for name in try fm.contentsOfDirectory(atPath: replaced) {
+            try fm.moveItem(atPath: replaced + "/" + name, toPath: directory + "/" + name)
+        }
+        try fm.removeItem(atPath: replaced)
+    }
+}

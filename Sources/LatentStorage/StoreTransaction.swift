@@ -61,7 +61,10 @@ public final class StoreTransaction {
 
     /// Runs `body` with a transaction open on this thread, then writes what it gathered in one batch
     /// (`sync`: fsync the WAL first). If `body` throws, nothing is written. Transactions do not nest.
-    public static func run<T>(on db: RocksDB, sync: Bool, _ body: () throws -> T) throws -> T {
+    /// `alsoPut` records are added to the same batch at commit (a replica's applied stream offset rides
+    /// in the batch of the writes it covers, so a crash keeps both or neither).
+    public static func run<T>(on db: RocksDB, sync: Bool, alsoPut: [(cf: String, key: [UInt8], value: [UInt8])] = [],
+                              _ body: () throws -> T) throws -> T {
         precondition(pthread_getspecific(key) == nil, "StoreTransaction.run does not nest") // internal misuse only
         let t = StoreTransaction(db: db)
         // Invariant: the pointer is cleared before `t` goes out of scope (the defer below).
@@ -71,6 +74,7 @@ public final class StoreTransaction {
             defer { pthread_setspecific(key, nil) }
             result = try withExtendedLifetime(t) { try body() }
         }
+        for extra in alsoPut { t.record(.put(cf: extra.cf, key: extra.key, value: extra.value)) }
         try t.commit(sync: sync)
         return result
     }

@@ -44,6 +44,11 @@ struct LatentD: ParsableCommand {
     @Option(help: "Serve Prometheus metrics at http://BIND:PORT/metrics; 0 picks a free port (default: off).") var metricsPort: String?
     @Option(help: "Refuse writes (MISCONF) while the data directory's disk has less free space than this, e.g. 512mb (default 256mb; 0 = no guard).")
     var minFreeDisk: String?
+    @Option(help: "Follow the leader at \"HOST PORT\" as a read-only replica (default: lead).") var replicaof: String?
+    @Option(help: "Take writes only with this many replicas acknowledging within --min-replicas-max-lag seconds, and answer each once that many have it (default 0: off).")
+    var minReplicasToWrite: String?
+    @Option(help: "Seconds a replica may go without acknowledging and still count (default 10).") var minReplicasMaxLag: String?
+    @Option(help: "Bytes of replication stream kept for replicas that reconnect, e.g. 256mb (default 64mb).") var replBacklogSize: String?
     @Flag(help: "Open a store whose write-ahead log is damaged before its end, dropping every write after the damage (the log says how many). Without it latentd refuses to start.")
     var recoverTruncate = false
 
@@ -57,7 +62,9 @@ struct LatentD: ParsableCommand {
                                           ("client-query-buffer-limit", clientQueryBufferLimit),
                                           ("client-output-buffer-limit", clientOutputBufferLimit), ("min-free-disk", minFreeDisk),
                                           ("slowlog-log-slower-than", slowlogLogSlowerThan), ("slowlog-max-len", slowlogMaxLen),
-                                          ("metrics-port", metricsPort),
+                                          ("metrics-port", metricsPort), ("replicaof", replicaof),
+                                          ("min-replicas-to-write", minReplicasToWrite), ("min-replicas-max-lag", minReplicasMaxLag),
+                                          ("repl-backlog-size", replBacklogSize),
                                           ("recover-truncate", recoverTruncate ? "yes" : nil)]
         for (flag, value) in flags {
             guard let value else { continue }
@@ -97,10 +104,14 @@ struct LatentD: ParsableCommand {
         settings.observe { level.level = $0.logLevel }
 
         let catalog: CollectionCatalog
+        // A replica opens its store again after installing a copy from its leader: the same options.
+        let openCatalog: @Sendable () throws -> CollectionCatalog = {
+            try CollectionCatalog(directory: config.dataDirectory, fsync: config.fsync,
+                                  storage: StoreOptions(minFreeDiskBytes: UInt64(config.minFreeDiskBytes),
+                                                        recoverTruncate: config.recoverTruncate), logger: logger)
+        }
         do {
-            catalog = try CollectionCatalog(directory: config.dataDirectory, fsync: config.fsync,
-                                            storage: StoreOptions(minFreeDiskBytes: UInt64(config.minFreeDiskBytes),
-                                                                  recoverTruncate: config.recoverTruncate), logger: logger)
+            catalog = try openCatalog()
         } catch {
             fail("latentd: cannot open data directory \(config.dataDirectory): \(error)")
         }
@@ -109,6 +120,7 @@ struct LatentD: ParsableCommand {
         let registry = PrometheusCollectorRegistry()
         if config.metricsPort >= 0 { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         let server = LatentServer(settings: settings, catalog: catalog, logger: logger, metricsRegistry: registry)
+        server.executor.replication.reopenCatalog = openCatalog
         // Signal handling is armed before "ready" is printed: a SIGTERM sent as soon as a supervisor or test
         // sees "ready" used to arrive between SIG_IGN and the source's arming and was lost (shutdown hung).
         var sources: [DispatchSourceSignal] = []
@@ -132,7 +144,7 @@ struct LatentD: ParsableCommand {
 
         server.runUntilShutdown()
         server.executor.verification.cancelAndWait() // no VERIFY thread inside RocksDB past this point
-        catalog.close()
+        server.executor.catalog.close() // a replica may have replaced the catalog it started with
         logger.info("latentd stopped; store closed")
         _ = sources
     }

@@ -1,23 +1,13 @@
 import Foundation
 import LatentEngine
+import LatentStorage
 import LatentProtocol
 @testable import LatentServer
 import NIOCore
 import XCTest
 
-final class CommandExecutorTests: XCTestCase {
-    private var directory = ""
-    private var catalog: CollectionCatalog!
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "latentdb-exec-\(UUID().uuidString)"
-        catalog = try CollectionCatalog(directory: directory, fsync: .always)
-    }
-
-    override func tearDown() {
-        catalog?.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class CommandExecutorTests: CatalogTestCase {
+    override var fsync: FsyncPolicy { .always }
 
     private func executor(password: String? = nil) -> CommandExecutor {
         var config = ServerConfiguration()

@@ -1,24 +1,14 @@
 import Foundation
 import LatentEngine
+import LatentStorage
 import LatentProtocol
 @testable import LatentServer
 import NIOCore
 import XCTest
 
 /// Redis' keyspace commands over collections, MULTI/EXEC/WATCH, and the vector-set parity commands.
-final class KeyspaceAndTransactionTests: XCTestCase {
-    private var directory = ""
-    private var catalog: CollectionCatalog!
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "latentdb-keyspace-\(UUID().uuidString)"
-        catalog = try CollectionCatalog(directory: directory, fsync: .always)
-    }
-
-    override func tearDown() {
-        catalog?.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class KeyspaceAndTransactionTests: CatalogTestCase {
+    override var fsync: FsyncPolicy { .always }
 
     private func executor() -> CommandExecutor { CommandExecutor(catalog: catalog, configuration: ServerConfiguration()) }
 

@@ -1,5 +1,6 @@
 import Foundation
 import LatentEngine
+import LatentStorage
 import LatentProtocol
 @testable import LatentServer
 import NIOCore
@@ -42,19 +43,7 @@ final class ResultCacheTests: XCTestCase {
     }
 }
 
-final class CachedSearchTests: XCTestCase {
-    private var directory = ""
-    private var catalog: CollectionCatalog!
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "latentdb-cache-\(UUID().uuidString)"
-        catalog = try CollectionCatalog(directory: directory, fsync: .no)
-    }
-
-    override func tearDown() {
-        catalog?.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class CachedSearchTests: CatalogTestCase {
 
     private func run(_ e: CommandExecutor, _ line: String) -> RESPValue {
         e.execute(batch: [line.split(separator: " ").map { ByteBuffer(string: String($0)) }], session: Session(id: 1, authenticated: true))[0].reply

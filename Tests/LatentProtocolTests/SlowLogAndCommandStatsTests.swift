@@ -1,24 +1,13 @@
 import Foundation
 import LatentEngine
+import LatentStorage
 import LatentProtocol
 @testable import LatentServer
 import NIOCore
 import XCTest
 
 /// SLOWLOG, INFO commandstats / latencystats and CONFIG RESETSTAT, against Redis' shapes.
-final class SlowLogAndCommandStatsTests: XCTestCase {
-    private var directory = ""
-    private var catalog: CollectionCatalog!
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "latentdb-slowlog-\(UUID().uuidString)"
-        catalog = try CollectionCatalog(directory: directory, fsync: .no)
-    }
-
-    override func tearDown() {
-        catalog?.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class SlowLogAndCommandStatsTests: CatalogTestCase {
 
     private func executor(slowerThan: Int, maxLength: Int = 128, password: String? = nil) -> CommandExecutor {
         var config = ServerConfiguration()

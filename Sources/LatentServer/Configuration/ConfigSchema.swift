@@ -58,6 +58,26 @@ public enum ConfigSchema {
                         help: "MiB of VSIM replies cached for repeated queries (0 turns the cache off).", runtime: true,
                         get: { String($0.queryCacheBytes >> 20) },
                         set: { c, v in c.queryCacheBytes = try integer(v, "query-cache-mb", 0...(1 << 20)) << 20 }),
+        ConfigDirective(name: "replicaof", flag: "replicaof",
+                        help: "Follow the leader at \"HOST PORT\" as a read-only replica (default: none, lead).", runtime: false,
+                        get: { $0.replicaOf.map { "\($0.host) \($0.port)" } ?? "no one" }, set: { c, v in
+                            let words = v.split(separator: " ").map(String.init)
+                            if words.isEmpty || words.map({ $0.lowercased() }) == ["no", "one"] { c.replicaOf = nil; return }
+                            guard words.count == 2, !words[0].isEmpty else { throw ConfigValueError("replicaof takes \"HOST PORT\", e.g. 127.0.0.1 7379") }
+                            c.replicaOf = (words[0], try integer(words[1], "replicaof port", 1...65535))
+                        }, multiWord: true),
+        ConfigDirective(name: "min-replicas-to-write", flag: "min-replicas-to-write",
+                        help: "Take a write only with at least this many replicas whose last acknowledgement is at most min-replicas-max-lag seconds old, and answer it once that many have it (default 0: off).",
+                        runtime: true, get: { String($0.minReplicasToWrite) },
+                        set: { c, v in c.minReplicasToWrite = try integer(v, "min-replicas-to-write", 0...1000) }),
+        ConfigDirective(name: "min-replicas-max-lag", flag: "min-replicas-max-lag",
+                        help: "Seconds a replica may go without acknowledging and still count for min-replicas-to-write (default 10).",
+                        runtime: true, get: { String($0.minReplicasMaxLagSeconds) },
+                        set: { c, v in c.minReplicasMaxLagSeconds = try integer(v, "min-replicas-max-lag", 1...86400) }),
+        ConfigDirective(name: "repl-backlog-size", flag: "repl-backlog-size",
+                        help: "Bytes of the replication stream kept so a replica that reconnects resumes without a full copy, e.g. 256mb (default 64mb).",
+                        runtime: true, get: { String($0.replBacklogBytes) },
+                        set: { c, v in c.replBacklogBytes = try memory(v, "repl-backlog-size", 16384...(1 << 40)) }),
         ConfigDirective(name: "min-free-disk", flag: "min-free-disk",
                         help: "Refuse writes (MISCONF) while the data directory's disk has less free space, e.g. 256mb (the default; 0 = no guard).",
                         runtime: false, get: { String($0.minFreeDiskBytes) },

@@ -34,6 +34,14 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var metricsPort = -1
     /// Most SLOWLOG entries kept.
     public var slowlogMaxLength = 128
+    /// Follow this leader ("host port"); nil: lead.
+    public var replicaOf: (host: String, port: Int)?
+    /// Refuse writes (NOREPLICAS) unless this many replicas acknowledged within `minReplicasMaxLagSeconds`,
+    /// and hold a write's reply until that many acknowledged it (0: off).
+    public var minReplicasToWrite = 0
+    public var minReplicasMaxLagSeconds = 10
+    /// Bytes of the replication stream kept for replicas that reconnect (repl-backlog-size).
+    public var replBacklogBytes = 64 << 20
     /// Redis' client-output-buffer-limit for normal clients: 0 means no limit.
     public var outputBufferLimit = OutputBufferLimit()
 
