@@ -45,6 +45,7 @@ struct LatentD: ParsableCommand {
     @Option(help: "Refuse writes (MISCONF) while the data directory's disk has less free space than this, e.g. 512mb (default 256mb; 0 = no guard).")
     var minFreeDisk: String?
     @Option(help: "Follow the leader at \"HOST PORT\" as a read-only replica (default: lead).") var replicaof: String?
+    @Option(help: "Password a replica sends its leader with AUTH (the leader's requirepass).") var masterauth: String?
     @Option(help: "Take writes only with this many replicas acknowledging within --min-replicas-max-lag seconds, and answer each once that many have it (default 0: off).")
     var minReplicasToWrite: String?
     @Option(help: "Seconds a replica may go without acknowledging and still count (default 10).") var minReplicasMaxLag: String?
@@ -62,7 +63,7 @@ struct LatentD: ParsableCommand {
                                           ("client-query-buffer-limit", clientQueryBufferLimit),
                                           ("client-output-buffer-limit", clientOutputBufferLimit), ("min-free-disk", minFreeDisk),
                                           ("slowlog-log-slower-than", slowlogLogSlowerThan), ("slowlog-max-len", slowlogMaxLen),
-                                          ("metrics-port", metricsPort), ("replicaof", replicaof),
+                                          ("metrics-port", metricsPort), ("replicaof", replicaof), ("masterauth", masterauth),
                                           ("min-replicas-to-write", minReplicasToWrite), ("min-replicas-max-lag", minReplicasMaxLag),
                                           ("repl-backlog-size", replBacklogSize),
                                           ("recover-truncate", recoverTruncate ? "yes" : nil)]
@@ -96,8 +97,8 @@ struct LatentD: ParsableCommand {
         // One line with the effective configuration (every directive; the password only as set or not).
         var effective: Logger.Metadata = ["distance-kernels": .string(DistanceKernels.codePath)]
         for directive in ConfigSchema.directives {
-            effective[directive.name] = .string(directive.name == "requirepass" ? (config.password == nil ? "(none)" : "(set)")
-                                                                                 : directive.get(config))
+            let secret = directive.name == "requirepass" || directive.name == "masterauth"
+            effective[directive.name] = .string(secret ? (directive.get(config).isEmpty ? "(none)" : "(set)") : directive.get(config))
         }
         logger.info("latentd starting", metadata: effective)
         let settings = RuntimeConfiguration(config, configFile: self.config)

@@ -14,8 +14,11 @@ from conftest import Server
 from resp_client import Client, RespError, pairs, text
 
 
-def info(server, section="replication"):
-    out = Client(server.port).call("INFO", section).decode()
+def info(server, section="replication", password=None):
+    c = Client(server.port)
+    if password:
+        assert c.call("AUTH", password) == "OK"
+    out = c.call("INFO", section).decode()
     return dict(line.split(":", 1) for line in out.split("\r\n") if ":" in line)
 
 
@@ -277,4 +280,30 @@ def test_replication_metrics_on_leader_and_replica(dirs):
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
         replica.stop()
+        leader.stop()
+
+
+def test_a_replica_authenticates_with_masterauth(dirs):
+    leader = Server(dirs[0], "--requirepass", "s3cret").start()
+    wrong = good = None
+    try:
+        c = Client(leader.port)
+        assert c.call("AUTH", "s3cret") == "OK"
+        assert c.call("VADD", "v", "VALUES", "2", "1", "0", "a") == 1
+        wrong = replica_of(leader, dirs[1], "--masterauth", "nope")
+        good = replica_of(leader, dirs[2], "--masterauth", "s3cret")
+        assert c.call("WAIT", "1", "10000") == 1
+        assert Client(good.port).call("VCARD", "v") == 1
+        time.sleep(1.5)
+        assert info(wrong)["master_link_status"] == "down"
+        assert Client(wrong.port).call("EXISTS", "v") == 0
+        assert info(leader, password="s3cret")["connected_slaves"] == "1"
+        # CONFIG SET masterauth fixes it at the next attempt (the link retries every second).
+        assert Client(wrong.port).call("CONFIG", "SET", "masterauth", "s3cret") == "OK"
+        wait_for(lambda: info(wrong)["master_link_status"] == "up", what="the link with the right password")
+        assert Client(wrong.port).call("VCARD", "v") == 1
+    finally:
+        for r in (wrong, good):
+            if r:
+                r.stop()
         leader.stop()

@@ -66,6 +66,9 @@ public enum ConfigSchema {
                             guard words.count == 2, !words[0].isEmpty else { throw ConfigValueError("replicaof takes \"HOST PORT\", e.g. 127.0.0.1 7379") }
                             c.replicaOf = (words[0], try integer(words[1], "replicaof port", 1...65535))
                         }, multiWord: true),
+        ConfigDirective(name: "masterauth", flag: "masterauth",
+                        help: "Password a replica sends its leader with AUTH (the leader's requirepass; default: none).", runtime: true,
+                        get: { $0.leaderPassword ?? "" }, set: { c, v in c.leaderPassword = v.isEmpty ? nil : v }),
         ConfigDirective(name: "min-replicas-to-write", flag: "min-replicas-to-write",
                         help: "Take a write only with at least this many replicas whose last acknowledgement is at most min-replicas-max-lag seconds old, and answer it once that many have it (default 0: off).",
                         runtime: true, get: { String($0.minReplicasToWrite) },

@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var slowlogMaxLength = 128
     /// Follow this leader ("host port"); nil: lead.
     public var replicaOf: (host: String, port: Int)?
+    /// The password a replica sends its leader (AUTH) before asking for the stream (masterauth).
+    public var leaderPassword: String?
     /// Refuse writes (NOREPLICAS) unless this many replicas acknowledged within `minReplicasMaxLagSeconds`,
     /// and hold a write's reply until that many acknowledged it (0: off).
     public var minReplicasToWrite = 0

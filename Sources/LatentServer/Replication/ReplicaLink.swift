@@ -140,6 +140,9 @@ final class ReplicaLinkHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         let position = link.status.position
         var out = context.channel.allocator.buffer(capacity: 128)
+        if let password = link.executor.configuration.leaderPassword {
+            ReplicationEncoding.encode(["AUTH", password], into: &out)
+        }
         ReplicationEncoding.encode(["REPLCONF", "listening-port", String(link.listeningPort)], into: &out)
         ReplicationEncoding.encode(["PSYNC", position?.replicationId ?? "?", String(position?.offset ?? -1)], into: &out)
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
