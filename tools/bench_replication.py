@@ -75,7 +75,7 @@ def acked(leader, count):
 def bench_vadd(count):
     print(f"\n## VADD {count:,} x 128 (FLAT, L2), 4 connections x 64 in flight, with 0, 1 and 2 replicas")
     print("| replicas | leader VADD vectors/s | all replicas have it after | vectors/s reaching every replica | "
-          "max lag (bytes) | median / max lag (bytes) | probe VADD+WAIT median / p99 / max (ms) |")
+          "max lag (bytes) | median lag (bytes) | probe VADD+WAIT median / p99 / max (ms) |")
     print("|---|---|---|---|---|---|---|")
     for n in (0, 1, 2):
         leader = Node()

@@ -37,6 +37,13 @@ extension CollectionCatalog {
 }
 
 extension CollectionCatalog {
+    /// Saves every index snapshot that is older than its index (not while a build runs), so a
+    /// checkpoint taken next carries current indexes: a replica's full copy then loads them instead of
+    /// building. Writes go on meanwhile; a snapshot older than the store is repaired at load.
+    public func saveStaleIndexSnapshots() {
+        for c in all where c.snapshotDirty { c.saveIndexSnapshot() }
+    }
+
     /// A RocksDB checkpoint of the store in `path` (BACKUP START, VERIFY), taken under the catalog's lock
     /// so `close()` waits for one in progress and none starts after it (a background VERIFY racing a
     /// shutdown would otherwise use a closed database).

@@ -261,6 +261,9 @@ public final class CommandExecutor: @unchecked Sendable {
         if let outcome = runTransactionCommand(command, session: session) { return (outcome, command) }
         // PING and ECHO take no lock: they run on the event loop, which must never wait for an EXEC.
         if Self.answersOnEventLoop(args) { return (runParsed(command, args: args, session: session), command) }
+        // REPLICAOF waits for the replica's link to finish what it applies, and the link may be installing a
+        // copy, which takes the gate for writing: REPLICAOF must not hold the gate meanwhile.
+        if case .replicaOf = command { return (runParsed(command, args: args, session: session), command) }
         return (gate.withReadLock { runParsed(command, args: args, session: session) }, command)
     }
 

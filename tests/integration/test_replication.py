@@ -82,6 +82,18 @@ def test_two_replicas_copy_then_stream_and_answer_as_the_leader(dirs):
         assert c.call("EXISTS", "gone") == 0
         assert c.call("WAIT", "2", "10000") == 2
         q = rng.standard_normal(16).astype("<f4").tobytes()
+        # A replica's result cache follows the stream: a cached answer is not served after a write changed it.
+        near = ("VSIM", "t", "VALUES", "2", "1", "0.1", "COUNT", "1")
+        for expected, write in ((b"c", ("VADD", "t", "VALUES", "2", "1", "0.1", "c")), (b"a", ("VREM", "t", "c"))):
+            for r in replicas:
+                rc = Client(r.port)
+                hits = int(info(r, "stats")["query_cache_hits"])
+                assert rc.call(*near) == rc.call(*near)
+                assert int(info(r, "stats")["query_cache_hits"]) >= hits + 1  # served from the cache
+            assert c.call(*write) == 1
+            assert c.call("WAIT", "2", "10000") == 2
+            for r in replicas:
+                assert Client(r.port).call(*near) == [expected], write
         for r in replicas:
             rc = Client(r.port)
             assert rc.call("VCARD", "v") == c.call("VCARD", "v") == 2499
@@ -306,4 +318,33 @@ def test_a_replica_authenticates_with_masterauth(dirs):
         for r in (wrong, good):
             if r:
                 r.stop()
+        leader.stop()
+
+
+def test_a_full_copy_carries_indexes_changed_since_their_last_snapshot(dirs):
+    leader = Server(dirs[0]).start()
+    replica = None
+    try:
+        c = Client(leader.port)
+        rng = np.random.default_rng(3)
+        assert c.call("VCREATE", "h", "DIM", "8", "INDEX", "HNSW") == "OK"
+        assert all(r == 1 for r in c.pipeline([("VADD", "h", "FP32", x.tobytes(), f"a{i}")
+                                               for i, x in enumerate(rng.standard_normal((1500, 8)).astype("<f4"))]))
+        ready = lambda: (lambda v: v["index-state"] == "ready" and v["pending"] == "0")(pairs(c.call("VINFO", "h")))
+        wait_for(ready, what="the leader's index")
+        # Added to the index one by one after its snapshot: the snapshot is now older than the index.
+        assert all(r == 1 for r in c.pipeline([("VADD", "h", "FP32", x.tobytes(), f"b{i}")
+                                               for i, x in enumerate(rng.standard_normal((300, 8)).astype("<f4"))]))
+        wait_for(ready, what="the leader's index to take the new elements")
+        replica = replica_of(leader, dirs[1], "--log-level", "info")
+        wait_for(lambda: info(replica).get("master_link_status") == "up", what="replica link")
+        v = pairs(Client(replica.port).call("VINFO", "h"))
+        assert v["builds"] == "0"
+        replica.stop()
+        loaded = [line for line in replica.proc.stderr.read().splitlines() if "index snapshot loaded" in line]
+        # The snapshot in the copy holds all 1,800: nothing was left to add on the replica.
+        assert loaded and "indexed=1800" in loaded[-1] and "pending=0" in loaded[-1], loaded
+    finally:
+        if replica:
+            replica.stop()
         leader.stop()

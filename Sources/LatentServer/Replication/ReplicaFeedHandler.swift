@@ -127,6 +127,8 @@ final class ReplicaFeedHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loop = context.eventLoop
         DispatchQueue.global().async {
             let catalog = executor.catalog
+            // Indexes changed since their last snapshot are saved first, so the copy carries them.
+            catalog.saveStaleIndexSnapshots()
             let result = Result { () -> (id: Int, manifest: BackupManifest, offset: Int64) in
                 // In the write order: no write is between the checkpoint and the offset.
                 try catalog.ordered {
