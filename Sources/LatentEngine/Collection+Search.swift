@@ -83,6 +83,12 @@ extension Collection {
             let ranksBefore: (UInt32, UInt32) -> Bool = { a, b in (ids[Int(a)] ?? none) < (ids[Int(b)] ?? none) }
             let bound = filter.map { BoundFilter($0, table: attributeTable) }
             if bound?.matchesNothing == true { return ([], .filteredScan) }
+            // What this expression matched, from the cache when the attributes did not change since.
+            var known: FilterMatches?
+            if let filter, let bound {
+                let slots = buffer.slotCount
+                known = filterMatchCache.matches(filter.source, version: attributeTable.version) { bound.matchingSlots(below: slots) }
+            }
             // Ad-hoc exclusions (EXCLUDE, FOLDIN's items) are few: a hash set. A seen list may be long: its
             // cached slot set costs one chunk lookup per test whatever its length.
             let excludedSlots = Set(excluding.compactMap { slotOf[$0] })
@@ -95,7 +101,9 @@ extension Collection {
             case (true, nil): excludes = nil
             }
             var allows: SlotPredicate?
-            if let bound {
+            if let known {
+                if let excludes { allows = { !excludes($0) && known.contains($0) } } else { allows = { known.contains($0) } }
+            } else if let bound {
                 if let excludes { allows = { !excludes($0) && bound.matches(slot: $0) } } else { allows = { bound.matches(slot: $0) } }
             } else if let excludes {
                 allows = { !excludes($0) }
@@ -103,7 +111,7 @@ extension Collection {
             params.allows = allows
             let (found, plan): ([Neighbor], SearchPlan) = query.withUnsafeBufferPointer { q in
                 let q = q.baseAddress!  // Validation: dimension >= 1 components, so the buffer has an address.
-                var plan = forcing ?? choosePlan(exact: exact, filtered: bound != nil, allows: allows)
+                var plan = forcing ?? choosePlan(exact: exact, filtered: bound != nil, allows: allows, knownMatches: known?.slots.count)
                 if plan == .index && (exact || index.scansCollectionBuffer) { plan = .fullScan }
                 if plan == .index {
                     var merged = index.search(q, params)
@@ -121,7 +129,9 @@ extension Collection {
                 }
                 if plan == .filteredScan, let allows {
                     var matching: [UInt32] = []
-                    if let columnWise = bound?.matchingSlots(below: buffer.slotCount) {
+                    if let known {
+                        matching = known.slots.filter { buffer.isLive(Int($0)) && !(excludes?($0) ?? false) }
+                    } else if let columnWise = bound?.matchingSlots(below: buffer.slotCount) {
                         // Column at a time; liveness and exclusions are tested on the matches only.
                         matching = columnWise.filter { buffer.isLive(Int($0)) && !(excludes?($0) ?? false) }
                     } else {
@@ -156,14 +166,19 @@ extension Collection {
     /// The planner, under the read lock. Unfiltered searches use the index unless told to be exact; a
     /// filter's selectivity is estimated on a fixed sample of live slots, and few expected matches
     /// (or a low selectivity) choose the exact scan of the matches.
-    private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?) -> SearchPlan {
+    private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?, knownMatches: Int?) -> SearchPlan {
+        // The exact fraction when the filter's matches are known (cached), else a sample's estimate.
+        func selectivity(_ allows: SlotPredicate) -> Double {
+            guard let knownMatches else { return estimateSelectivity(allows) }
+            return slotOf.isEmpty ? 0 : min(1, Double(knownMatches) / Double(slotOf.count))
+        }
         if exact || index.scansCollectionBuffer {
             // FLAT and TRUTH are exact either way; a selective filter is cheaper to test first.
             guard filtered, let allows else { return .fullScan }
-            return estimateSelectivity(allows) < 0.25 ? .filteredScan : .fullScan
+            return selectivity(allows) < 0.25 ? .filteredScan : .fullScan
         }
         guard filtered, let allows else { return .index }
-        let fraction = estimateSelectivity(allows)
+        let fraction = selectivity(allows)
         let expected = fraction * Double(slotOf.count)
         if fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return .filteredScan }
         return .index

@@ -114,6 +114,8 @@ public final class Collection: @unchecked Sendable {
     /// users of any collection as items of this one (own lock).
     let seenSets = SeenSets()
     let seenSlotCache = SeenSlotCache()
+    /// What recent FILTER expressions matched, by attribute-table version (FilterMatchCache.swift).
+    let filterMatchCache = FilterMatchCache()
     var build: IndexBuild?
     var drainScheduled = false
     var dropped = false
@@ -539,6 +541,8 @@ public final class Collection: @unchecked Sendable {
             info.seenListUsers = seenSets.userCount
             info.seenListBytes = seenSets.memoryBytes
             info.seenSlotCacheBytes = seenSlotCache.memoryBytes
+            info.filterCacheBytes = filterMatchCache.memoryBytes
+            info.filterCacheEntries = filterMatchCache.count
             return info
         }
     }
@@ -551,7 +555,7 @@ public final class Collection: @unchecked Sendable {
         var idBytes = 0
         for id in slotOf.keys { idBytes += 32 + id.count }
         return buffer.memoryBytes + index.memoryBytes + idOf.count * 8 + slotOf.count * 48 + idBytes + pending.count * 8
-            + attributeTable.memoryBytes + seenSets.memoryBytes + seenSlotCache.memoryBytes
+            + attributeTable.memoryBytes + seenSets.memoryBytes + seenSlotCache.memoryBytes + filterMatchCache.memoryBytes
     }
 }
 

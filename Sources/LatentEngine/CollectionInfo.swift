@@ -39,6 +39,9 @@ public struct CollectionInfo: Sendable, Equatable {
     public var seenListUsers = 0
     public var seenListBytes = 0
     public var seenSlotCacheBytes = 0
+    /// The filter-match cache: bytes, and expressions held.
+    public var filterCacheBytes = 0
+    public var filterCacheEntries = 0
 
     public struct IndexField: Sendable, Equatable {
         public var name: String

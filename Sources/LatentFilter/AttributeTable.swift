@@ -55,6 +55,9 @@ public final class AttributeTable {
     /// Slots with at least one selectable field.
     public private(set) var elementsWithFields = 0
     private var highestSlot = -1
+    /// Changes whenever a field of any slot changes: what a filter matched at one version it matches at
+    /// every later read of the same version (the collection caches filter matches by it).
+    public private(set) var version: UInt64 = 0
 
     public init() {}
 
@@ -63,6 +66,7 @@ public final class AttributeTable {
     /// Replaces what `slot` has with the fields of `attributes` (nil or not a JSON object: none).
     public func set(slot: UInt32, attributes: [UInt8]?) {
         clear(slot: slot)
+        version &+= 1
         guard let attributes, let fields = AttributeJSON.fields(attributes) else { return }
         var any = false
         for (name, value) in fields where Self.isSelectable(name) {
@@ -95,7 +99,10 @@ public final class AttributeTable {
             }
             columns[c].count -= 1
         }
-        if had { elementsWithFields -= 1 }
+        if had {
+            elementsWithFields -= 1
+            version &+= 1
+        }
     }
 
     static func isSelectable(_ name: String) -> Bool {

@@ -24,6 +24,8 @@ enum VInfoReply {
         out.append(("seen-lists", String(info.seenListUsers)))
         out.append(("memory-seen-lists", String(info.seenListBytes)))
         out.append(("memory-seen-slot-cache", String(info.seenSlotCacheBytes)))
+        out.append(("filter-cache-entries", String(info.filterCacheEntries)))
+        out.append(("memory-filter-cache", String(info.filterCacheBytes)))
         return out
     }
 

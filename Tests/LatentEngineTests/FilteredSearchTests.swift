@@ -86,6 +86,48 @@ final class FilteredSearchTests: XCTestCase {
                        "attribute columns are rebuilt at startup")
     }
 
+    /// The filter-match cache: a repeated expression reuses its matches while the attributes stay as they
+    /// were, and any attribute change (set, clear, a removed element's slot reused) is seen by the next query.
+    func testCachedFilterMatchesFollowAttributeChanges() throws {
+        let catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        defer { catalog.close() }
+        let c = try catalog.create(name: "c", dimension: 2, metric: .l2, index: IndexSpec(kind: .hnsw))
+        for i in 0..<300 {
+            try c.upsert(id: ElementID("e\(i)"), vector: [Float(i), 1], attributes: Array("{\"n\": \(i)}".utf8))
+        }
+        let f = try FilterExpression(".n >= 290")
+        let expected = (290..<300).reversed().map { ElementID("e\($0)") }
+        func run() throws -> [ElementID] { try c.search([1000, 1], SearchParameters(k: 20), filter: f).map(\.id) }
+        XCTAssertEqual(try run(), expected)
+        XCTAssertEqual(c.info().filterCacheEntries, 1)
+        let bytes = c.info().filterCacheBytes
+        XCTAssertGreaterThan(bytes, 0)
+        XCTAssertEqual(try run(), expected, "answered from the cached matches")
+        XCTAssertEqual(c.filterMatchCache.count, 1)
+        // A changed attribute: the next query sees it.
+        XCTAssertTrue(try c.setAttributes(id: "e5", json: Array(#"{"n": 295}"#.utf8)))
+        XCTAssertEqual(try run(), expected + ["e5"])
+        XCTAssertTrue(try c.setAttributes(id: "e299", json: []))
+        XCTAssertEqual(try run(), Array(expected.dropFirst()) + ["e5"])
+        // A removed element whose slot is reused by one without attributes: not a match.
+        XCTAssertTrue(try c.remove(id: "e298"))
+        try c.upsert(id: "new", vector: [999, 1])
+        XCTAssertEqual(try run(), Array(expected.dropFirst(2)) + ["e5"])
+        // A vector replaced without attributes keeps its attributes, and its match.
+        try c.upsert(id: "e297", vector: [2000, 1])
+        XCTAssertEqual(try c.search([2000, 1], SearchParameters(k: 1), filter: f).map(\.id), ["e297"])
+        // Exact plans and walks agree with the cache.
+        XCTAssertEqual(try c.search([1000, 1], SearchParameters(k: 20), exact: true, filter: f).map(\.id), try run())
+        // Bounded: at most maxEntries expressions.
+        for i in 0..<(FilterMatchCache.maxEntries + 8) {
+            _ = try c.search([1, 1], SearchParameters(k: 1), filter: try FilterExpression(".n == \(i)"))
+        }
+        XCTAssertEqual(c.filterMatchCache.count, FilterMatchCache.maxEntries)
+        // An expression without a column-at-a-time form is evaluated per slot and not cached.
+        let arithmetic = try FilterExpression(".n * 2 > 590")
+        XCTAssertNil(c.filterMatchCache.matches(arithmetic.source, version: 0) { nil })
+    }
+
     /// FILTER-EF is Redis' bounded effort: only that many nearest elements are tested.
     func testFilterBudgetTestsOnlyTheNearestElements() throws {
         let catalog = try CollectionCatalog(directory: directory, fsync: .no)
