@@ -91,7 +91,7 @@ fuzz-replay: build
 	.build/debug/latent-fuzz tests/fuzz/corpus
 
 # The concurrency tests under ThreadSanitizer (.build-tsan): any data race fails the run.
-TSAN_TESTS ?= CatalogTests|IndexMaintenanceTests|CachedSearchTests|ANNIndexTests
+TSAN_TESTS ?= CatalogTests|IndexMaintenanceTests|CachedSearchTests|ANNIndexTests|ReplicationTests
 tsan: build
 	TSAN_OPTIONS=halt_on_error=1 swift test --disable-swift-testing --sanitize=thread --build-path .build-tsan \
 	  --filter "$(TSAN_TESTS)"
