@@ -99,6 +99,9 @@ public final class Collection: @unchecked Sendable {
     // + `state`'s write lock, or under the write lock alone for index maintenance). `completedBuilds` too.
     let buffer: VectorBuffer
     var slotOf: [ElementID: UInt32] = [:]
+    /// Bytes the id maps hold for their ids (kept as ids come and go, so VINFO, INFO and each metrics
+    /// scrape need not walk every id). Guarded by `state`, like the maps.
+    var idBytes = 0
     var idOf: [ElementID?] = []
     private var freeSlots: [UInt32] = []
     /// The requested index (VCREATE / VREBUILD); `index` is the one serving now.
@@ -204,7 +207,7 @@ public final class Collection: @unchecked Sendable {
                     throw EngineError.storage("store damaged: element \(id.description) of '\(name)' has slot \(slot), beyond what "
                         + "this machine's memory could hold; restore a backup or delete the element's records")
                 }
-                slotOf[id] = slot
+                if slotOf.updateValue(slot, forKey: id) == nil { idBytes += Self.bytesPerId(id) }
                 if Int(slot) >= idOf.count { idOf.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - idOf.count)) }
                 idOf[Int(slot)] = id
                 // Invariant for the unwraps below: dimension >= 1 (Validation) and bytes.count == 4 * dimension
@@ -390,6 +393,7 @@ public final class Collection: @unchecked Sendable {
                         if freeSlots.last == slot { freeSlots.removeLast() }
                         if Int(slot) == idOf.count { idOf.append(item.id) } else { idOf[Int(slot)] = item.id }
                         slotOf[item.id] = slot
+                        idBytes += Self.bytesPerId(item.id)
                         slotChanges.record(slot)
                     }
                     switch item.attributes {
@@ -419,7 +423,7 @@ public final class Collection: @unchecked Sendable {
                 try store.db.write(batch)
             }
             state.withWriteLock {
-                slotOf[id] = nil
+                if slotOf.removeValue(forKey: id) != nil { idBytes -= Self.bytesPerId(id) }
                 idOf[Int(slot)] = nil
                 freeSlots.append(slot)
                 slotChanges.record(slot)
@@ -549,11 +553,12 @@ public final class Collection: @unchecked Sendable {
 
     public var memoryBytes: Int { state.withReadLock { memoryBytesLocked() } }
 
+    /// What one id costs in the maps: its array's header and bytes (one copy-on-write buffer shared by both).
+    static func bytesPerId(_ id: ElementID) -> Int { 32 + id.count }
+
     /// Vectors, norms and liveness, plus the two id maps: per id its array's header and bytes (shared by
     /// both maps: one copy-on-write buffer), the map slots and the dictionary's hash table.
     private func memoryBytesLocked() -> Int {
-        var idBytes = 0
-        for id in slotOf.keys { idBytes += 32 + id.count }
         return buffer.memoryBytes + index.memoryBytes + idOf.count * 8 + slotOf.count * 48 + idBytes + pending.count * 8
             + attributeTable.memoryBytes + seenSets.memoryBytes + seenSlotCache.memoryBytes + filterMatchCache.memoryBytes
     }

@@ -57,6 +57,8 @@ public final class CollectionCatalog: @unchecked Sendable {
         indexer = BackgroundIndexer(logger: logger)
         store = try LatentStore(directory: directory, options: storage)
         if let report = store.lastRecoveryReport { logger.critical("--recover-truncate: \(report)") }
+        if let report = store.interruptedInstallReport { logger.warning("\(report)") }
+        store.removeLeftoverScratch()
         let decoder = JSONDecoder()
         var nameOfId: [UInt32: String] = [:]
         for (name, raw) in try store.collectionDefinitions() {

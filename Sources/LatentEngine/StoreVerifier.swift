@@ -97,10 +97,13 @@ public enum StoreVerifier {
         report.elements += idOfSlot.count
         let buffer = VectorBuffer(dimension: d.dimension, initialCapacity: max(idOfSlot.count, 1))
         var withVector = Set<UInt32>()
+        // Slots whose id has a stored vector, readable or not: an id is "without a vector" only when none.
+        var stored = Set<UInt32>()
         var badLength = 0, nonFinite = 0, orphanVectors = 0
         let slotLimit = UInt32(min(Int(UInt32.max), max(idOfSlot.count, 1) * 4 + 1_000_000))
         try store.scanVectors(collection: d.id) { slot, bytes in
             guard idOfSlot[slot] != nil else { orphanVectors += 1; return }
+            stored.insert(slot)
             guard bytes.count == d.dimension * 4 else { badLength += 1; return }
             var v = [Float](repeating: 0, count: d.dimension)
             for i in 0..<d.dimension {
@@ -110,9 +113,9 @@ public enum StoreVerifier {
             withVector.insert(slot)
             if slot < slotLimit { buffer.set(slot: Int(slot), v) }
         }
-        let missing = idOfSlot.filter { !withVector.contains($0.key) }.count - badLength - nonFinite
+        let missing = idOfSlot.filter { !stored.contains($0.key) }.count
         if missing > 0 {
-            let example = idOfSlot.first { !withVector.contains($0.key) }.map { "e.g. \($0.value.description)" } ?? ""
+            let example = idOfSlot.first { !stored.contains($0.key) }.map { "e.g. \($0.value.description)" } ?? ""
             report.problems.append("collection '\(name)': \(missing) element id(s) without a vector (\(example))")
         }
         if orphanVectors > 0 { report.problems.append("collection '\(name)': \(orphanVectors) vector(s) without an element id") }

@@ -26,13 +26,8 @@ public final class BackupSessions: @unchecked Sendable {
     private let directory: String
     private let state = NIOLockedValueBox((next: 1, sessions: [Int: Session]()))
 
-    init(directory: String) {
-        self.directory = directory
-        // Checkpoints left by a server that stopped during a backup.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(Self.prefix) {
-            try? FileManager.default.removeItem(atPath: directory + "/" + name)
-        }
-    }
+    /// Checkpoints a stopped server left are removed when the catalog opens (LatentStore.removeLeftoverScratch).
+    init(directory: String) { self.directory = directory }
 
     func start(catalog: CollectionCatalog, owner: Int) throws -> (id: Int, manifest: BackupManifest) {
         let id: Int? = state.withLockedValue { s in

@@ -41,8 +41,7 @@ public final class SlowLog: @unchecked Sendable {
                               arguments: kept, client: client, clientName: clientName)
             $0.nextID += 1
             $0.entries.append(entry)
-            let excess = $0.entries.count - max(0, maxLength)
-            if excess > 0 { $0.entries.removeFirst(excess) }
+            Self.trim(&$0.entries, to: maxLength)
         }
     }
 
@@ -61,10 +60,13 @@ public final class SlowLog: @unchecked Sendable {
 
     /// Drops entries beyond a lowered `slowlog-max-len` at once.
     func trim(to maxLength: Int) {
-        state.withLockedValue {
-            let excess = $0.entries.count - max(0, maxLength)
-            if excess > 0 { $0.entries.removeFirst(excess) }
-        }
+        state.withLockedValue { Self.trim(&$0.entries, to: maxLength) }
+    }
+
+    /// Drops the oldest entries beyond `maxLength` (negative: none kept).
+    private static func trim(_ entries: inout [Entry], to maxLength: Int) {
+        let excess = entries.count - max(0, maxLength)
+        if excess > 0 { entries.removeFirst(excess) }
     }
 
     /// Redis' shortening: beyond 31 arguments the last kept one says how many more there were; an

@@ -77,6 +77,23 @@ public final class LatentStore: @unchecked Sendable {
     private let lock = NSLock()
     /// With --recover-truncate: what the WAL held beyond what was recovered (the writes dropped).
     public private(set) var lastRecoveryReport: String?
+    /// Set when opening put back a store whose replacement by a replica's copy was interrupted.
+    public private(set) var interruptedInstallReport: String?
+
+    /// Entries of the data directory that are scratch space of a running server (checkpoints for
+    /// BACKUP and VERIFY, a replica's incoming copy and the files it replaces): all start with this.
+    public static let scratchPrefix = ".latentdb-"
+
+    /// Removes scratch entries a stopped server left behind. Call only once this store is open (RocksDB's
+    /// lock is held, so no other server uses the directory). The files a replica's copy replaced are kept:
+    /// the copy being opened may still need them back (InstalledBackup); the next install removes them.
+    public func removeLeftoverScratch() {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix(Self.scratchPrefix) && name != InstalledBackup.replacedName {
+            try? fm.removeItem(atPath: directory + "/" + name)
+        }
+    }
 
     /// Opens (or creates, when the directory is missing or empty) a LatentDB store.
     /// Refuses a directory that holds something else, a newer format, or one another process has open.
@@ -88,6 +105,9 @@ public final class LatentStore: @unchecked Sendable {
         if exists && !isDir.boolValue {
             throw StorageError(.notAStore, "\(directory) is a file, not a LatentDB data directory")
         }
+        // A replica that stopped while installing a copy from its leader, before the copy was in place:
+        // its own store goes back (it then asks its leader again).
+        if exists { interruptedInstallReport = try InstalledBackup.recoverInterrupted(in: directory) }
         let contents = exists ? ((try? fm.contentsOfDirectory(atPath: directory)) ?? []) : []
         let isNew = contents.filter { !$0.hasPrefix(".") }.isEmpty
         if !isNew {

@@ -37,7 +37,7 @@ public struct BackupManifest: Equatable, Sendable {
     public static func checksum(of path: String) throws -> (size: Int, crc32: UInt32) {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw StorageError(.rocksdb, "cannot read \(path)") }
         defer { try? handle.close() }
-        var crc = UInt32(CZlib.crc32(0, nil, 0)), size = 0
+        var crc = initialCRC, size = 0
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             crc = update(crc, chunk)
             size += chunk.count
@@ -92,15 +92,23 @@ public enum StoreBackup {
         return manifest
     }
 
-    /// Checks every file of a backup against its manifest; the problems in words (empty: intact).
-    public static func check(_ backup: String) throws -> [String] {
+    /// The manifest of a backup directory.
+    public static func manifest(of backup: String) throws -> BackupManifest {
         let text: String
         do {
             text = try String(contentsOfFile: backup + "/" + BackupManifest.fileName, encoding: .utf8)
         } catch {
             throw StorageError(.notAStore, "\(backup) is not a LatentDB backup: no readable \(BackupManifest.fileName)")
         }
-        let manifest = try BackupManifest.parse(text)
+        return try BackupManifest.parse(text)
+    }
+
+    /// Checks every file of a backup against its manifest; the problems in words (empty: intact).
+    public static func check(_ backup: String) throws -> [String] {
+        try check(backup, against: try manifest(of: backup))
+    }
+
+    static func check(_ backup: String, against manifest: BackupManifest) throws -> [String] {
         var problems: [String] = []
         for f in manifest.files {
             let path = backup + "/" + f.name
@@ -119,7 +127,8 @@ public enum StoreBackup {
     /// the files are copied to a sibling directory and renamed into place, so `target` either does not
     /// change or holds the whole backup.
     public static func restore(_ backup: String, to target: String, progress: (Int, Int) -> Void = { _, _ in }) throws {
-        let problems = try check(backup)
+        let manifest = try manifest(of: backup)
+        let problems = try check(backup, against: manifest)
         guard problems.isEmpty else {
             throw StorageError(.damaged, "backup \(backup) is damaged, nothing was restored: " + problems.joined(separator: "; "))
         }
@@ -130,7 +139,6 @@ public enum StoreBackup {
                 throw StorageError(.notAStore, "\(target) exists and is not empty: restore into a new or empty directory")
             }
         }
-        let manifest = try BackupManifest.parse(try String(contentsOfFile: backup + "/" + BackupManifest.fileName, encoding: .utf8))
         let staging = (target as NSString).standardizingPath + ".restoring-\(ProcessInfo.processInfo.processIdentifier)"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -161,11 +169,11 @@ public struct InstalledBackup {
     /// Checks `staging` against its manifest, moves the store files of `directory` aside (entries whose
     /// names start with ".latentdb" stay: scratch directories) and moves the backup's files in.
     public static func install(_ staging: String, into directory: String) throws -> InstalledBackup {
-        let problems = try StoreBackup.check(staging)
+        let manifest = try StoreBackup.manifest(of: staging)
+        let problems = try StoreBackup.check(staging, against: manifest)
         guard problems.isEmpty else {
             throw StorageError(.damaged, "the copy in \(staging) is damaged: " + problems.joined(separator: "; "))
         }
-        let manifest = try BackupManifest.parse(try String(contentsOfFile: staging + "/" + BackupManifest.fileName, encoding: .utf8))
         let fm = FileManager.default
         let replaced = directory + "/" + replacedName
         try? fm.removeItem(atPath: replaced)
@@ -180,6 +188,22 @@ public struct InstalledBackup {
         }
         try? fm.removeItem(atPath: staging)
         return InstalledBackup(directory: directory, replaced: replaced, installed: installed)
+    }
+
+    /// Before opening `directory`: when a replacement stopped between moving the store's files aside and
+    /// moving the copy in (no CURRENT file), the set-aside files go back. Returns what was done, if anything.
+    /// A running server always has CURRENT, so this never touches a directory in use.
+    public static func recoverInterrupted(in directory: String) throws -> String? {
+        let fm = FileManager.default
+        let replaced = directory + "/" + replacedName
+        guard fm.fileExists(atPath: replaced), !fm.fileExists(atPath: directory + "/CURRENT") else { return nil }
+        for name in try fm.contentsOfDirectory(atPath: directory) where !name.hasPrefix(".latentdb") {
+            try fm.removeItem(atPath: directory + "/" + name)
+        }
+        let names = try fm.contentsOfDirectory(atPath: replaced)
+        for name in names { try fm.moveItem(atPath: replaced + "/" + name, toPath: directory + "/" + name) }
+        try fm.removeItem(atPath: replaced)
+        return "put back \(names.count) files of the store a replica's interrupted copy was replacing"
     }
 
     /// The new store opened: the replaced files are deleted.

@@ -20,6 +20,30 @@ final class CatalogTests: XCTestCase {
         XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertEqual($0 as? EngineError, expected, file: file, line: line) }
     }
 
+    /// The id maps' bytes are counted as ids come and go (VINFO, INFO and metrics no longer walk every id):
+    /// the running count equals a recount after inserts, batches with repeated ids, replacements, removals
+    /// and a restart.
+    func testIdBytesFollowInsertsRemovalsAndRestart() throws {
+        func recount(_ c: Collection) -> Int { c.state.withReadLock { c.slotOf.keys.reduce(0) { $0 + Collection.bytesPerId($1) } } }
+        var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
+        let c = try catalog!.create(name: "c", dimension: 2, metric: .l2)
+        for i in 0..<50 { try c.upsert(id: ElementID(String(repeating: "x", count: i + 1)), vector: [Float(i), 1]) }
+        XCTAssertEqual(c.idBytes, recount(c))
+        _ = try c.upsert([Collection.Upsert(id: "dup", vector: [1, 1]), Collection.Upsert(id: "dup", vector: [2, 2]),
+                          Collection.Upsert(id: "x", vector: [3, 3])])
+        XCTAssertEqual(c.idBytes, recount(c))
+        XCTAssertTrue(try c.remove(id: "xx"))
+        XCTAssertFalse(try c.remove(id: "xx"))
+        XCTAssertEqual(c.idBytes, recount(c))
+        let before = c.idBytes
+        catalog!.close()
+        catalog = try CollectionCatalog(directory: directory, fsync: .no)
+        let reopened = try catalog!.require("c")
+        XCTAssertEqual(reopened.idBytes, before)
+        XCTAssertEqual(reopened.idBytes, recount(reopened))
+        catalog!.close()
+    }
+
     func testEverythingSurvivesReopen() throws {
         var catalog: CollectionCatalog? = try CollectionCatalog(directory: directory, fsync: .no)
         let items = try catalog!.create(name: "items", dimension: 4, metric: .ip)

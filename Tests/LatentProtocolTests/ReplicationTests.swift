@@ -295,5 +295,21 @@ final class ReplicationTests: CatalogTestCase {
         reopened.close()
         XCTAssertFalse(FileManager.default.fileExists(atPath: target + "/" + InstalledBackup.replacedName))
         XCTAssertFalse(FileManager.default.fileExists(atPath: staging1))
+
+        // Interrupted after the store's files were set aside and before the copy was moved in: opening puts
+        // them back. Scratch left by a stopped server (a backup checkpoint, an incoming copy) is removed.
+        let fm = FileManager.default
+        let replaced = target + "/" + InstalledBackup.replacedName
+        try fm.createDirectory(atPath: replaced, withIntermediateDirectories: false)
+        for name in try fm.contentsOfDirectory(atPath: target) where !name.hasPrefix(".latentdb") {
+            try fm.moveItem(atPath: target + "/" + name, toPath: replaced + "/" + name)
+        }
+        try fm.createDirectory(atPath: target + "/.latentdb-backup-3", withIntermediateDirectories: false)
+        try fm.createDirectory(atPath: target + "/.latentdb-sync-incoming", withIntermediateDirectories: false)
+        reopened = try CollectionCatalog(directory: target, fsync: .no)
+        XCTAssertEqual(reopened.names, ["copied"])
+        XCTAssertNotNil(reopened.store.interruptedInstallReport)
+        reopened.close()
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: target).filter { $0.hasPrefix(".latentdb") }, [])
     }
 }
