@@ -37,6 +37,7 @@ test-deps: server-deps
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	[ "$$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || missing="$$missing qemu-user"; \
 	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	tools/apt_install.sh $$missing
 	@[ -x "$(VENV_PYTHON)" ] || $(PYTHON) -m venv $(VENV)

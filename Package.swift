@@ -76,8 +76,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Cluster membership in etcd (its v3 JSON gateway over Foundation's URLSession): above the server,
+        // used by latentd and latentctl only, so a single node does not change (docs/cluster.md).
+        .target(name: "LatentCluster", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "latentd", dependencies: [
-            "LatentServer", "LatentEngine", "LatentProtocol", "LatentStorage", "LatentVectors",
+            "LatentServer", "LatentEngine", "LatentProtocol", "LatentStorage", "LatentVectors", "LatentCluster",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -92,7 +95,7 @@ let package = Package(
         // Matrix factorisation and the file formats around it: its own module, no server dependencies.
         .target(name: "LatentMF", dependencies: ["LatentVectors", "CLatentSupport"]),
         .executableTarget(name: "latentctl", dependencies: [
-            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF", "LatentFilter",
+            "LatentVectors", "LatentIndex", "LatentEngine", "LatentStorage", "LatentMF", "LatentFilter", "LatentCluster",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -100,6 +103,7 @@ let package = Package(
         .testTarget(name: "LatentMFTests", dependencies: ["LatentMF"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),
         .testTarget(name: "LatentFilterTests", dependencies: ["LatentFilter"]),
+        .testTarget(name: "LatentClusterTests", dependencies: ["LatentCluster"]),
         .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage", "LatentFilter"]),
         .testTarget(name: "LatentProtocolTests", dependencies: [
             "LatentProtocol", "LatentServer", "LatentEngine", "LatentFilter",

@@ -83,6 +83,9 @@ public final class CommandExecutor: @unchecked Sendable {
     public let verification = BackgroundVerification()
     /// The Prometheus series (nil without --metrics-port).
     public let metrics: ServerMetrics?
+    /// INFO's cluster section, from the cluster module above the server when the node is a member (set
+    /// by latentd once it joined); nil: `cluster_enabled:0`.
+    public let clusterInfo = NIOLockedValueBox<(@Sendable () -> [(String, String)])?>(nil)
     let logger = Logger(label: "latentd.slowlog")
     /// Held for reading by every request (except PING/ECHO) and for writing by EXEC: transactions are
     /// isolated from other clients' commands (CommandExecutor+Transactions.swift).

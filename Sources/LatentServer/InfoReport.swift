@@ -115,7 +115,7 @@ struct InfoReport {
             func seconds(_ t: timeval) -> String { String(format: "%.6f", Double(t.tv_sec) + Double(t.tv_usec) / 1e6) }
             return [("used_cpu_sys", seconds(usage.ru_stime)), ("used_cpu_user", seconds(usage.ru_utime))]
         case "cluster":
-            return [("cluster_enabled", "0")]
+            return executor.clusterInfo.withLockedValue { $0 }?() ?? [("cluster_enabled", "0")]
         case "keyspace":
             // As Redis: a line for db0 only when it holds keys.
             let all = catalog.all

@@ -21,7 +21,7 @@ struct LatentCtl: ParsableCommand {
         commandName: "latentctl",
         abstract: "LatentDB operator's tool.",
         version: BuildInfo.versionText(program: "latentctl"),
-        subcommands: [Train.self, Split.self, Evaluate.self, Load.self, Info.self, Rebuild.self, Compact.self, Verify.self, Backup.self, Restore.self, Bench.self])
+        subcommands: [Train.self, Split.self, Evaluate.self, Load.self, Info.self, Rebuild.self, Compact.self, Verify.self, Backup.self, Restore.self, Cluster.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCluster
 import LatentEngine
 import LatentProtocol
 import LatentServer
@@ -50,6 +51,11 @@ struct LatentD: ParsableCommand {
     var minReplicasToWrite: String?
     @Option(help: "Seconds a replica may go without acknowledging and still count (default 10).") var minReplicasMaxLag: String?
     @Option(help: "Bytes of replication stream kept for replicas that reconnect, e.g. 256mb (default 64mb).") var replBacklogSize: String?
+    @Option(help: "Join the cluster whose etcd endpoints these are (comma-separated URLs; default: a single node).") var cluster: String?
+    @Option(help: "This node's id in the cluster (default: HOSTNAME-PORT).") var nodeId: String?
+    @Option(help: "HOST:PORT other nodes and clients reach this node at (default: the bind address and port).") var advertise: String?
+    @Option(help: "Cluster name: its etcd keys are under /latentdb/NAME/ (default latentdb).") var clusterName: String?
+    @Option(help: "Seconds a node stays a member without renewing its etcd lease (default 10).") var clusterLeaseTtl: String?
     @Flag(help: "Open a store whose write-ahead log is damaged before its end, dropping every write after the damage (the log says how many). Without it latentd refuses to start.")
     var recoverTruncate = false
 
@@ -65,7 +71,9 @@ struct LatentD: ParsableCommand {
                                           ("slowlog-log-slower-than", slowlogLogSlowerThan), ("slowlog-max-len", slowlogMaxLen),
                                           ("metrics-port", metricsPort), ("replicaof", replicaof), ("masterauth", masterauth),
                                           ("min-replicas-to-write", minReplicasToWrite), ("min-replicas-max-lag", minReplicasMaxLag),
-                                          ("repl-backlog-size", replBacklogSize),
+                                          ("repl-backlog-size", replBacklogSize), ("cluster", cluster), ("node-id", nodeId),
+                                          ("advertise", advertise), ("cluster-name", clusterName),
+                                          ("cluster-lease-ttl", clusterLeaseTtl),
                                           ("recover-truncate", recoverTruncate ? "yes" : nil)]
         for (flag, value) in flags {
             guard let value else { continue }
@@ -138,12 +146,33 @@ struct LatentD: ParsableCommand {
             catalog.close()
             fail("latentd: \(error)")
         }
-        // Announce the bound port on stdout so scripts and tests can use --port 0.
+        // Cluster membership (docs/cluster.md): once the port is bound, so the advertised address is known.
+        var membership: ClusterMembership?
+        if let endpoints = config.clusterEndpoints {
+            let port = server.boundPort ?? config.port
+            let node = ClusterNode(id: config.nodeId ?? "\(ProcessInfo.processInfo.hostName)-\(port)",
+                                   advertise: config.advertise ?? "\(config.host):\(port)",
+                                   startedAt: Int64(Date().timeIntervalSince1970), version: BuildInfo.version)
+            do {
+                let m = ClusterMembership(etcd: try EtcdClient(endpoints: endpoints), cluster: config.clusterName, node: node,
+                                          ttl: config.clusterLeaseTTL, logger: Logger(label: "latentd.cluster"))
+                try m.join()
+                server.executor.clusterInfo.withLockedValue { $0 = { m.info() } }
+                membership = m
+            } catch {
+                server.requestShutdown()
+                server.runUntilShutdown()
+                server.executor.catalog.close()
+                fail("latentd: cannot join the cluster: \(error)")
+            }
+        }
+        // Announce the bound port on stdout so scripts and tests can use --port 0 (after joining a cluster).
         print("latentd ready on \(config.host):\(server.boundPort ?? config.port)")
         if let metricsPort = server.boundMetricsPort { print("latentd metrics on http://\(config.host):\(metricsPort)/metrics") }
         fflush(stdout)
 
         server.runUntilShutdown()
+        membership?.leave()  // the node's key goes now, not when its lease runs out
         server.executor.verification.cancelAndWait() // no VERIFY thread inside RocksDB past this point
         server.executor.catalog.close() // a replica may have replaced the catalog it started with
         logger.info("latentd stopped; store closed")

@@ -23,8 +23,12 @@ class Server:
         self.proc = None
         self.port = None
 
+    def args_for_test(self):
+        """The command line `start` runs (for tests that run latentd to completion themselves)."""
+        return [LATENTD, "--port", "0", "--data-dir", self.data_dir, "--log-level", "warning"] + self.extra
+
     def start(self, timeout=30):
-        args = [LATENTD, "--port", "0", "--data-dir", self.data_dir, "--log-level", "warning"] + self.extra
+        args = self.args_for_test()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + timeout
         line = self.proc.stdout.readline()

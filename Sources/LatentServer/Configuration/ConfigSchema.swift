@@ -81,6 +81,34 @@ public enum ConfigSchema {
                         help: "Bytes of the replication stream kept so a replica that reconnects resumes without a full copy, e.g. 256mb (default 64mb).",
                         runtime: true, get: { String($0.replBacklogBytes) },
                         set: { c, v in c.replBacklogBytes = try memory(v, "repl-backlog-size", 16384...(1 << 40)) }),
+        ConfigDirective(name: "cluster", flag: "cluster",
+                        help: "Join the cluster whose etcd endpoints these are, e.g. http://127.0.0.1:2379 (several: comma-separated; default: none, a single node).",
+                        runtime: false, get: { $0.clusterEndpoints ?? "" },
+                        set: { c, v in c.clusterEndpoints = v.isEmpty ? nil : v }),
+        ConfigDirective(name: "node-id", flag: "node-id", help: "This node's id in the cluster (default: HOSTNAME-PORT).",
+                        runtime: false, get: { $0.nodeId ?? "" }, set: { c, v in
+                            guard v.isEmpty || clusterName(v) else {
+                                throw ConfigValueError("node-id takes 1 to 64 letters, digits, '-', '_' or '.', got '\(v.prefix(80))'")
+                            }
+                            c.nodeId = v.isEmpty ? nil : v
+                        }),
+        ConfigDirective(name: "advertise", flag: "advertise",
+                        help: "HOST:PORT other nodes and clients reach this node at (default: the bind address and port).",
+                        runtime: false, get: { $0.advertise ?? "" }, set: { c, v in
+                            guard v.isEmpty || (v.split(separator: ":").count == 2 && Int(v.split(separator: ":")[1]).map({ (1...65535).contains($0) }) == true) else {
+                                throw ConfigValueError("advertise takes HOST:PORT, e.g. 10.0.0.5:7379")
+                            }
+                            c.advertise = v.isEmpty ? nil : v
+                        }),
+        ConfigDirective(name: "cluster-name", flag: "cluster-name",
+                        help: "Name of the cluster: its keys in etcd are under /latentdb/NAME/ (default latentdb).", runtime: false,
+                        get: { $0.clusterName }, set: { c, v in
+                            guard clusterName(v) else { throw ConfigValueError("cluster-name takes 1 to 64 letters, digits, '-', '_' or '.'") }
+                            c.clusterName = v
+                        }),
+        ConfigDirective(name: "cluster-lease-ttl", flag: "cluster-lease-ttl",
+                        help: "Seconds a node stays a member without renewing its etcd lease (default 10).", runtime: false,
+                        get: { String($0.clusterLeaseTTL) }, set: { c, v in c.clusterLeaseTTL = try integer(v, "cluster-lease-ttl", 1...3600) }),
         ConfigDirective(name: "min-free-disk", flag: "min-free-disk",
                         help: "Refuse writes (MISCONF) while the data directory's disk has less free space, e.g. 256mb (the default; 0 = no guard).",
                         runtime: false, get: { String($0.minFreeDiskBytes) },
@@ -119,6 +147,13 @@ public enum ConfigSchema {
                         get: { "normal \($0.outputBufferLimit.hard) \($0.outputBufferLimit.soft) \($0.outputBufferLimit.softSeconds)" },
                         set: { c, v in c.outputBufferLimit = try outputLimit(v) }, multiWord: true),
     ]
+
+    /// Node ids and cluster names are etcd key parts: letters, digits, '-', '_' and '.', 1 to 64 bytes.
+    static func clusterName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F || b == 0x2E
+        }
+    }
 
     static func yesNo(_ text: String, _ name: String) throws -> Bool {
         switch text.lowercased() {

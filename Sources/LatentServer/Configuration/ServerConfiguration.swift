@@ -44,6 +44,15 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var minReplicasMaxLagSeconds = 10
     /// Bytes of the replication stream kept for replicas that reconnect (repl-backlog-size).
     public var replBacklogBytes = 64 << 20
+    /// etcd endpoints of the cluster to join (comma-separated URLs); nil: a single node (docs/cluster.md).
+    public var clusterEndpoints: String?
+    /// This node's id in the cluster (default: HOSTNAME-PORT) and the HOST:PORT others reach it at
+    /// (default: the bind address and port).
+    public var nodeId: String?
+    public var advertise: String?
+    public var clusterName = "latentdb"
+    /// Seconds a node's etcd lease lives without renewal (it renews every third of it).
+    public var clusterLeaseTTL = 10
     /// Redis' client-output-buffer-limit for normal clients: 0 means no limit.
     public var outputBufferLimit = OutputBufferLimit()
 
