@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "LatentMFTests", dependencies: ["LatentMF"]),
         .testTarget(name: "LatentVectorsTests", dependencies: ["LatentVectors", "LatentIndex"]),
         .testTarget(name: "LatentFilterTests", dependencies: ["LatentFilter"]),
-        .testTarget(name: "LatentClusterTests", dependencies: ["LatentCluster"]),
+        .testTarget(name: "LatentClusterTests", dependencies: ["LatentCluster", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "LatentEngineTests", dependencies: ["LatentEngine", "LatentStorage", "LatentFilter"]),
         .testTarget(name: "LatentProtocolTests", dependencies: [
             "LatentProtocol", "LatentServer", "LatentEngine", "LatentFilter",

@@ -18,12 +18,16 @@ public struct ClusterNode: Codable, Sendable, Equatable {
     public var advertise: String
     public var startedAt: Int64
     public var version: String
+    /// The replication stream offset it applied (or wrote, leading), as of its last renewal: elections
+    /// pick the most advanced member.
+    public var offset: Int64?
 
-    public init(id: String, advertise: String, startedAt: Int64, version: String) {
+    public init(id: String, advertise: String, startedAt: Int64, version: String, offset: Int64? = nil) {
         self.id = id
         self.advertise = advertise
         self.startedAt = startedAt
         self.version = version
+        self.offset = offset
     }
 }
 
@@ -53,6 +57,8 @@ public final class ClusterMembership: @unchecked Sendable {
     private let lock = NSLock()
     private var stateValue = State()
     private var timer: DispatchSourceTimer?
+    /// Set before `join` (then read only on `queue`): the failover controller run after each renewal.
+    public var failover: ClusterFailover?
 
     public init(etcd: EtcdClient, cluster: String, node: ClusterNode, ttl: Int, logger: Logger) {
         self.etcd = etcd
@@ -100,7 +106,7 @@ public final class ClusterMembership: @unchecked Sendable {
     private func register(first: Bool) throws {
         let lease = try etcd.grantLease(ttl: ttl)
         let key = ClusterKeys.node(cluster, node.id)
-        let value = Array(try JSONEncoder().encode(node))
+        let value = try published()
         if try !etcd.create(key, value, lease: lease) {
             if first {
                 try? etcd.revoke(lease: lease)
@@ -122,6 +128,14 @@ public final class ClusterMembership: @unchecked Sendable {
         }
         logger.notice("joined the cluster", metadata: ["cluster": "\(cluster)", "node": "\(node.id)", "lease": "\(lease)",
                                                        "members": "\(members.count)"])
+        failover?.step()
+    }
+
+    /// This node's key value now: with its stream offset when a failover controller is attached.
+    private func published() throws -> [UInt8] {
+        var current = node
+        current.offset = failover?.control.streamOffset
+        return Array(try JSONEncoder().encode(current))
     }
 
     private func renew() {
@@ -133,6 +147,7 @@ public final class ClusterMembership: @unchecked Sendable {
                 try register(first: false)
                 return
             }
+            if failover != nil { try etcd.put(ClusterKeys.node(cluster, node.id), try published(), lease: lease) }
             let members = try listMembers()
             lock.withLock {
                 stateValue.status = "member"
@@ -140,6 +155,7 @@ public final class ClusterMembership: @unchecked Sendable {
                 stateValue.members = members
                 stateValue.lastError = nil
             }
+            failover?.step()
         } catch {
             lock.withLock {
                 stateValue.status = "lost"
@@ -162,7 +178,10 @@ public final class ClusterMembership: @unchecked Sendable {
             ("cluster_membership", s.status), ("cluster_lease_ttl", String(ttl)), ("cluster_known_nodes", String(s.members.count)),
             ("cluster_lease_registrations", String(s.registrations)),
         ]
-        for (i, m) in s.members.enumerated() { fields.append(("node\(i)", "id=\(m.id),addr=\(m.advertise),version=\(m.version)")) }
+        for (i, m) in s.members.enumerated() {
+            fields.append(("node\(i)", "id=\(m.id),addr=\(m.advertise),version=\(m.version),offset=\(m.offset.map(String.init) ?? "-")"))
+        }
+        if let failover { fields += failover.info() }
         if let e = s.lastError { fields.append(("cluster_last_error", e)) }
         return fields
     }

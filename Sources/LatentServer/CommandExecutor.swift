@@ -86,6 +86,9 @@ public final class CommandExecutor: @unchecked Sendable {
     /// INFO's cluster section, from the cluster module above the server when the node is a member (set
     /// by latentd once it joined); nil: `cluster_enabled:0`.
     public let clusterInfo = NIOLockedValueBox<(@Sendable () -> [(String, String)])?>(nil)
+    /// The cluster's fencing: an error for writes while this node may have lost its leadership (set by
+    /// latentd when it runs cluster failover); nil: no cluster.
+    public let clusterWriteRefusal = NIOLockedValueBox<(@Sendable () -> String?)?>(nil)
     let logger = Logger(label: "latentd.slowlog")
     /// Held for reading by every request (except PING/ECHO) and for writing by EXEC: transactions are
     /// isolated from other clients' commands (CommandExecutor+Transactions.swift).
@@ -219,7 +222,7 @@ public final class CommandExecutor: @unchecked Sendable {
     }
 
     /// Errors that refuse a command before it runs: Redis counts them as rejected_calls, not failed_calls.
-    static let rejectionCodes: Set<String> = ["NOAUTH", "MISCONF", "READONLY", "NOREPLICAS"]
+    static let rejectionCodes: Set<String> = ["NOAUTH", "MISCONF", "READONLY", "NOREPLICAS", "CLUSTERDOWN"]
 
     /// Adds a request to the slow log when it took at least `slowerThan` microseconds (negative: off).
     private func logIfSlow(_ args: [ByteBuffer], microseconds: UInt64, slowerThan: Int, session: Session) {

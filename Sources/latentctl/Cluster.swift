@@ -37,8 +37,9 @@ struct ClusterStatus: ParsableCommand {
             }
             var state = "down", role = "-", offset = "-"
             let parts = node.advertise.split(separator: ":")
-            if parts.count == 2, let port = Int(parts[1]), let connection = try? RESPConnection(host: String(parts[0]), port: port),
-               case .bulk(let text?)? = try? connection.call(["INFO", "replication"]) {
+            let connection = parts.count == 2 ? Int(parts[1]).flatMap { try? RESPConnection(host: String(parts[0]), port: $0) } : nil
+            connection?.setTimeout(seconds: 1)  // a frozen node is reported down, not waited for
+            if let connection, case .bulk(let text?)? = try? connection.call(["INFO", "replication"]) {
                 var fields: [String: String] = [:]
                 for line in String(decoding: text, as: UTF8.self).split(separator: "\r\n") {
                     let kv = line.split(separator: ":", maxSplits: 1)

@@ -154,8 +154,15 @@ struct LatentD: ParsableCommand {
                                    advertise: config.advertise ?? "\(config.host):\(port)",
                                    startedAt: Int64(Date().timeIntervalSince1970), version: BuildInfo.version)
             do {
+                let clusterLogger = Logger(label: "latentd.cluster")
                 let m = ClusterMembership(etcd: try EtcdClient(endpoints: endpoints), cluster: config.clusterName, node: node,
-                                          ttl: config.clusterLeaseTTL, logger: Logger(label: "latentd.cluster"))
+                                          ttl: config.clusterLeaseTTL, logger: clusterLogger)
+                // One replicated group with automatic failover: the members elect a leader in etcd and the
+                // others follow it (docs/cluster.md, "Failover").
+                let failover = ClusterFailover(membership: m, control: ExecutorReplicationControl(server.executor),
+                                               logger: clusterLogger)
+                m.failover = failover
+                server.executor.clusterWriteRefusal.withLockedValue { $0 = { failover.writeRefusal() } }
                 try m.join()
                 server.executor.clusterInfo.withLockedValue { $0 = { m.info() } }
                 membership = m
@@ -225,4 +232,20 @@ struct RuntimeLevelLogHandler: LogHandler {
     func log(event: LogEvent) {
         inner.log(event: event)
     }
+}
+
+/// The server's replication, as the cluster's failover controller drives it.
+final class ExecutorReplicationControl: ReplicationControl, @unchecked Sendable {
+    /// Immutable; the executor guards its own state.
+    let executor: CommandExecutor
+    init(_ executor: CommandExecutor) { self.executor = executor }
+
+    var isLeader: Bool { !executor.replication.isReplica }
+    var following: String? { executor.replication.link.map { "\($0.host):\($0.port)" } }
+    var streamOffset: Int64 {
+        if let link = executor.replication.link { return link.status.position?.offset ?? -1 }
+        return executor.replication.leader.offset
+    }
+    func lead() throws { try executor.replicate(from: nil, port: 0) }
+    func follow(host: String, port: Int) throws { try executor.replicate(from: host, port: port) }
 }

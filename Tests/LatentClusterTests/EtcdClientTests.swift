@@ -1,4 +1,5 @@
 @testable import LatentCluster
+import Logging
 import XCTest
 
 /// The etcd client's pure parts; tests/integration/test_cluster.py runs it against a real etcd.
@@ -30,5 +31,35 @@ final class EtcdClientTests: XCTestCase {
             XCTAssertEqual(e.kind, .unreachable)
             XCTAssertTrue(e.description.contains("127.0.0.1:1") && e.description.contains("127.0.0.1:2"), e.description)
         }
+    }
+}
+
+/// A replication stand-in for the failover controller's fencing check.
+final class FakeReplication: ReplicationControl, @unchecked Sendable {
+    var isLeader = true
+    var following: String?
+    var streamOffset: Int64 = 0
+    func lead() throws { isLeader = true }
+    func follow(host: String, port: Int) throws {
+        isLeader = false
+        following = "\(host):\(port)"
+    }
+}
+
+final class ClusterFailoverTests: XCTestCase {
+    func testANodeNotYetConfirmedAsLeaderIsFencedAndAReplicaIsNot() throws {
+        let etcd = try EtcdClient(endpoints: "http://127.0.0.1:1", timeout: 1)
+        let membership = ClusterMembership(etcd: etcd, cluster: "c", node: ClusterNode(id: "n", advertise: "127.0.0.1:1", startedAt: 0,
+                                                                                         version: "t"), ttl: 3, logger: .init(label: "t"))
+        let control = FakeReplication()
+        let failover = ClusterFailover(membership: membership, control: control, logger: .init(label: "t"))
+        let refusal = try XCTUnwrap(failover.writeRefusal(), "a leader never confirmed takes no writes")
+        XCTAssertTrue(refusal.hasPrefix("CLUSTERDOWN"), refusal)
+        try control.follow(host: "h", port: 1)
+        XCTAssertNil(failover.writeRefusal(), "a replica's writes are refused by READONLY, not by fencing")
+        // etcd unreachable: a step changes nothing and does not throw.
+        failover.step()
+        XCTAssertEqual(control.following, "h:1")
+        XCTAssertEqual(failover.leaderKey, "/latentdb/c/leader")
     }
 }

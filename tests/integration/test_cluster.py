@@ -47,6 +47,15 @@ def etcd():
     shutil.rmtree(data, ignore_errors=True)
 
 
+def wait_for(predicate, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def status(url):
     out = subprocess.run([LATENTCTL, "cluster", "status", "--etcd", url, "--cluster-name", "t1"], capture_output=True, text=True,
                          timeout=60)
@@ -66,11 +75,12 @@ def test_nodes_join_leave_and_expire(etcd):
         for i in range(3):
             nodes.append(Server(dirs[i], "--cluster", etcd, "--cluster-name", "t1", "--node-id", f"n{i}",
                                 "--cluster-lease-ttl", "2").start())
+        wait_for(lambda: "leader" in status(etcd) and status(etcd).count("replica") == 2, "n0 elected, the others following")
         out = status(etcd)
         assert "3 node(s)" in out, out
         for i, n in enumerate(nodes):
             line = next(l for l in out.splitlines() if l.startswith(f"n{i} "))
-            assert f"127.0.0.1:{n.port}" in line and " up " in line and "leader" in line, line
+            assert f"127.0.0.1:{n.port}" in line and " up " in line and ("leader" if i == 0 else "replica") in line, line
         info = cluster_info(nodes[0])
         assert info["cluster_enabled"] == "1" and info["cluster_node_id"] == "n0" and info["cluster_membership"] == "member"
         time.sleep(1.0)  # a renewal refreshes the member list
@@ -112,3 +122,76 @@ def test_unreachable_etcd_and_bad_cluster_flags_stop_latentd_with_a_message(tmp_
                          (["--cluster-lease-ttl", "0"], "cluster-lease-ttl")]:
         out = subprocess.run([*Server(str(tmp_path / "d")).args_for_test(), *flags], capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and words in out.stderr, (flags, out.stderr)
+
+
+def leader_of(url):
+    for line in status(url).splitlines():
+        if " up " in line and " leader " in line:
+            return line.split()[0]
+    return None
+
+
+def test_failover_elects_the_most_advanced_replica_and_fences_the_old_leader(etcd):
+    dirs = [tempfile.mkdtemp(prefix="latentd-fo-") for _ in range(3)]
+    nodes = {}
+    flags = ["--cluster", etcd, "--cluster-name", "t1", "--cluster-lease-ttl", "2"]
+    try:
+        for i in range(3):
+            nodes[f"n{i}"] = Server(dirs[i], *flags, "--node-id", f"n{i}").start()
+        wait_for(lambda: leader_of(etcd) == "n0" and status(etcd).count("replica") == 2, "n0 leading two replicas")
+        # A node that is not the leader refuses writes as a replica.
+        err = Client(nodes["n1"].port).call("VADD", "v", "VALUES", "2", "1", "0", "x")
+        assert str(err).startswith("READONLY"), err
+        # Writes acknowledged by WAIT 1 on the leader, then kill -9 of the leader.
+        c = Client(nodes["n0"].port)
+        acknowledged = []
+        for i in range(300):
+            assert c.call("VADD", "v", "VALUES", "2", "1", str(i), f"e{i}") == 1
+            if i % 10 == 9:
+                assert c.call("WAIT", "1", "5000") >= 1
+                acknowledged = [f"e{k}" for k in range(i + 1)]
+        t0 = time.time()
+        nodes["n0"].kill(signal.SIGKILL)
+        wait_for(lambda: leader_of(etcd) in ("n1", "n2"), "a new leader", timeout=20)
+        failover_seconds = time.time() - t0
+        new = nodes[leader_of(etcd)]
+        other = nodes["n2" if leader_of(etcd) == "n1" else "n1"]
+        present = Client(new.port).pipeline([("VISMEMBER", "v", a) for a in acknowledged])
+        assert all(p == 1 for p in present), "every write WAIT acknowledged is on the new leader"
+        assert failover_seconds < 10, failover_seconds
+        # The new leader takes writes; the other replica follows it.
+        cn = Client(new.port)
+        wait_for(lambda: cn.call("VADD", "v", "VALUES", "2", "5", "5", "after") in (0, 1), "writes on the new leader")
+        assert cn.call("WAIT", "1", "10000") == 1  # the same connection: WAIT covers its own writes
+        assert Client(other.port).call("VISMEMBER", "v", "after") == 1
+        # The old leader comes back as a replica of the new one and converges.
+        nodes["n0"].start()
+        wait_for(lambda: Client(nodes["n0"].port).call("VISMEMBER", "v", "after") == 1, "the old leader to follow", timeout=30)
+        assert Client(nodes["n0"].port).call("ROLE")[0] == b"slave"
+        # A frozen leader: another is elected when its lease runs out; woken up, it refuses writes at once.
+        frozen = nodes[leader_of(etcd)]
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: leader_of_excluding(etcd, frozen) is not None, "a leader other than the frozen one", timeout=20)
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        err = Client(frozen.port).call("VADD", "v", "VALUES", "2", "9", "9", "stale")
+        assert isinstance(err, Exception) and str(err).split()[0] in ("CLUSTERDOWN", "READONLY"), err
+        wait_for(lambda: Client(frozen.port).call("ROLE")[0] == b"slave", "the woken leader to follow the new one")
+        leader = nodes[leader_of(etcd)]
+        assert Client(leader.port).call("VISMEMBER", "v", "stale") == 0
+        print(f"failover after kill -9: {failover_seconds:.2f} s")
+    finally:
+        for n in nodes.values():
+            n.proc.send_signal(signal.SIGCONT) if n.proc and n.proc.poll() is None else None
+            n.stop()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def leader_of_excluding(url, server):
+    for line in status(url).splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "up" and parts[3] == "leader" and parts[1] != f"127.0.0.1:{server.port}":
+            return parts[0]
+    return None

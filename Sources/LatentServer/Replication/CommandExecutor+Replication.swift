@@ -33,6 +33,7 @@ extension CommandExecutor {
         if replication.isReplica {
             return session.isReplicationLink ? nil : "READONLY You can't write against a read only replica."
         }
+        if let fenced = clusterWriteRefusal.withLockedValue({ $0 })?() { return fenced }
         let config = configuration
         if config.minReplicasToWrite > 0,
            replication.leader.goodReplicas(maxLagSeconds: config.minReplicasMaxLagSeconds) < config.minReplicasToWrite {
