@@ -96,3 +96,13 @@ def server(data_dir):
     s = Server(data_dir).start()
     yield s
     s.kill()
+
+
+def wait_for(predicate, what="condition", timeout=60):
+    """Polls `predicate` until it holds, failing after `timeout` seconds with `what` in the message."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

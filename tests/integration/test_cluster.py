@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import LATENTCTL, Server
+from conftest import LATENTCTL, Server, wait_for
 from resp_client import Client
 
 ETCD = shutil.which("etcd")
@@ -45,15 +45,6 @@ def etcd():
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     shutil.rmtree(data, ignore_errors=True)
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(url):

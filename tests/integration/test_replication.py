@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import Server
+from conftest import Server, wait_for
 from resp_client import Client, RespError, pairs, text
 
 
@@ -20,15 +20,6 @@ def info(server, section="replication", password=None):
         assert c.call("AUTH", password) == "OK"
     out = c.call("INFO", section).decode()
     return dict(line.split(":", 1) for line in out.split("\r\n") if ":" in line)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def in_step(leader, replica):
