@@ -20,7 +20,7 @@ final class IndexMaintenanceTests: XCTestCase {
 
     private func vector(_ i: Int, dim: Int) -> [Float] { engineTestVector(i, dim: dim) }
 
-    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 60) { waitForIndexReady(c, timeout: timeout) }
+    private func waitForIndex(_ c: LatentEngine.Collection, timeout: TimeInterval = 240) { waitForIndexReady(c, timeout: timeout) }
 
     func testWritesAreVisibleImmediatelyWhileTheIndexBuilds() throws {
         for kind in [IndexSpec.Kind.hnsw, .ivf] {

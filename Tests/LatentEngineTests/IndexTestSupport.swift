@@ -8,7 +8,9 @@ func engineTestVector(_ i: Int, dim: Int) -> [Float] {
 }
 
 /// Waits until the collection's index is ready with nothing pending (fails the test after `timeout`).
-func waitForIndexReady(_ c: LatentEngine.Collection, timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line) {
+/// The timeout is generous: under ThreadSanitizer (make tsan) on a busy 2-core machine a drain of a few
+/// hundred HNSW inserts took over a minute.
+func waitForIndexReady(_ c: LatentEngine.Collection, timeout: TimeInterval = 240, file: StaticString = #filePath, line: UInt = #line) {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         let info = c.info().testFields
