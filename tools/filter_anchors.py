@@ -91,9 +91,11 @@ def main():
     p.add_argument("--parts", default="gt,hnswlib,faiss_hnsw,faiss_ivf")
     p.add_argument("--efs", default="16,32,64,128,256,512")
     p.add_argument("--nprobes", default="1,2,4,8,16,32,64")
+    p.add_argument("--selectivities", default="50%,10%,1%,0.1%", help="labels of the filters to measure")
     p.add_argument("dataset")
     a = p.parse_args()
     parts = a.parts.split(",")
+    measured = [label for label, _ in FILTERS if label in a.selectivities.split(",")]
     base = read_fvecs(os.path.join(a.data, f"{a.dataset}_base.fvecs"))
     queries = read_fvecs(os.path.join(a.data, f"{a.dataset}_query.fvecs"))
     n, dim = base.shape
@@ -115,7 +117,7 @@ def main():
         index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=42)
         index.add_items(base, np.arange(n), num_threads=2)
         index.set_num_threads(1)
-        for label, _ in FILTERS:
+        for label in measured:
             allowed = masks[label]
             for ef in efs:
                 index.set_ef(ef)
@@ -150,7 +152,7 @@ def main():
             faiss.omp_set_num_threads(1)
             indexes.append(("faiss_ivf", ivf, [int(x) for x in a.nprobes.split(",")]))
         for name, index, sweep in indexes:
-            for label, _ in FILTERS:
+            for label in measured:
                 bits = np.packbits(masks[label].astype(np.uint8), bitorder="little")
                 selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
                 for v in sweep:

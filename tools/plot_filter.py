@@ -27,8 +27,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--results", default="../bench-results")
     p.add_argument("--out", required=True)
+    p.add_argument("--selectivities", default=",".join(SELECTIVITIES), help="panels, e.g. 10%%,1%%")
+    p.add_argument("--anchors", nargs="*", help="tools/filter_anchors.py result files (default: RESULTS/DATASET__filter.json)")
     p.add_argument("dataset")
     a = p.parse_args()
+    panels = a.selectivities.split(",")
     series = {}
     for kind in ("hnsw", "ivf"):
         path = os.path.join(a.results, f"{a.dataset}__latentdb_filter_{kind}.json")
@@ -37,10 +40,12 @@ def main():
                 if r["plan"] == "auto":
                     series.setdefault((f"LatentDB {kind.upper()}", r["selectivity"]), []).append((r["recall"], r["qps"]))
     names = {"hnswlib": "hnswlib filter", "faiss_hnsw": "FAISS HNSW + bitmap", "faiss_ivf": "FAISS IVF + bitmap"}
-    for r in load(os.path.join(a.results, f"{a.dataset}__filter.json")):
-        series.setdefault((names[r["engine"]], r["selectivity"]), []).append((r["recall"], r["qps"]))
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    for ax, sel in zip(axes, SELECTIVITIES):
+    for path in a.anchors or [os.path.join(a.results, f"{a.dataset}__filter.json")]:
+        for r in load(path):
+            series.setdefault((names[r["engine"]], r["selectivity"]), []).append((r["recall"], r["qps"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), squeeze=False)
+    axes = axes[0]
+    for ax, sel in zip(axes, panels):
         for (name, s), points in sorted(series.items()):
             if s != sel:
                 continue

@@ -10,6 +10,8 @@ public enum SearchPlan: String, Sendable {
     case filteredScan
     /// An exact scan of every element (TRUTH, FLAT).
     case fullScan
+    /// The HNSW walk of a frequently used filter's own graph (its match index, see FilterMatches).
+    case matchIndex
 }
 
 extension Collection {
@@ -87,7 +89,7 @@ extension Collection {
             var known: FilterMatches?
             if let filter, let bound {
                 let slots = buffer.slotCount
-                known = filterMatchCache.matches(filter.source, version: attributeTable.version) { bound.matchingSlots(below: slots) }
+                known = filterMatchCache.matches(filter.source, version: attributeTable.version, dimension: dimension) { bound.matchingSlots(below: slots) }
             }
             // Ad-hoc exclusions (EXCLUDE, FOLDIN's items) are few: a hash set. A seen list may be long: its
             // cached slot set costs one chunk lookup per test whatever its length.
@@ -111,10 +113,32 @@ extension Collection {
             params.allows = allows
             let (found, plan): ([Neighbor], SearchPlan) = query.withUnsafeBufferPointer { q in
                 let q = q.baseAddress!  // Validation: dimension >= 1 components, so the buffer has an address.
-                var plan = forcing ?? choosePlan(exact: exact, filtered: bound != nil, allows: allows, knownMatches: known?.slots.count)
+                let (chosen, fraction) = choosePlan(exact: exact, filtered: bound != nil, allows: allows, knownMatches: known?.slots.count)
+                var plan = forcing ?? chosen
+                var params = params
+                params.selectivity = fraction
                 if plan == .index && (exact || index.scansCollectionBuffer) { plan = .fullScan }
+                // A frequent filter's own graph, once built, replaces the walk, and also the exact scan of
+                // matches too many to scan cheaply (their vectors hold over `matchIndexMinFloats` floats).
+                var matchIndex: FilterMatches.MatchIndex?
+                if forcing == nil, !exact, index.spec.kind == .hnsw, let known,
+                   plan == .index || (plan == .filteredScan && known.slots.count * dimension >= FilterMatches.matchIndexMinFloats) {
+                    matchIndex = startOrUseMatchIndex(known)
+                    if matchIndex != nil { plan = .index }
+                }
                 if plan == .index {
-                    var merged = index.search(q, params)
+                    var merged: [Neighbor]
+                    if let matchIndex {
+                        // The filter's own graph: every node matches, only exclusions remain to test.
+                        let rows = matchIndex.rows.slots
+                        var inner = params
+                        inner.selectivity = nil
+                        inner.allows = excludes.map { excludes in { !excludes(rows[Int($0)]) } }
+                        merged = matchIndex.graph.search(q, inner).map { Neighbor(slot: rows[Int($0.slot)], distance: $0.distance) }
+                        plan = .matchIndex
+                    } else {
+                        merged = index.search(q, params)
+                    }
                     if !pending.isEmpty {
                         merged += FlatIndex.scan(q, slots: pending.elements, in: buffer, metric: metric, k: params.k,
                                                  allows: allows, ranksBefore: ranksBefore)
@@ -124,10 +148,14 @@ extension Collection {
                     let walked = Array(merged.filter { buffer.isLive(Int($0.slot)) && seen.insert($0.slot).inserted }.prefix(params.k))
                     // A walk can come back short (a filter cutting the graph, a graph not reaching every
                     // node): then the exact scan decides, so `k` results come whenever `k` qualify.
-                    if walked.count >= params.k || allows == nil { return (walked, .index) }
+                    if walked.count >= params.k || allows == nil { return (walked, plan) }
                     plan = .filteredScan
                 }
                 if plan == .filteredScan, let allows {
+                    if let gathered = known?.gatheredVectors(from: buffer) {
+                        // The matches' vectors back to back: a sequential scan (the copy is as of now).
+                        return (gathered.scan(q, metric: metric, k: params.k, excludes: excludes, ranksBefore: ranksBefore), .filteredScan)
+                    }
                     var matching: [UInt32] = []
                     if let known {
                         matching = known.slots.filter { buffer.isLive(Int($0)) && !(excludes?($0) ?? false) }
@@ -163,10 +191,19 @@ extension Collection {
         return (out, plan)
     }
 
+    /// The match index of a filter walked often, when it is current; otherwise counts the walk and, when
+    /// the filter has been walked often enough, queues the match index's build. Under the read lock.
+    private func startOrUseMatchIndex(_ matches: FilterMatches) -> FilterMatches.MatchIndex? {
+        let (ready, build) = matches.matchIndex(for: buffer, metric: metric)
+        if let build { indexer.build(build) }
+        return ready
+    }
+
     /// The planner, under the read lock. Unfiltered searches use the index unless told to be exact; a
     /// filter's selectivity is estimated on a fixed sample of live slots, and few expected matches
     /// (or a low selectivity) choose the exact scan of the matches.
-    private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?, knownMatches: Int?) -> SearchPlan {
+    /// Also returns the filter's selectivity when it was computed (the index's walk uses it).
+    private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?, knownMatches: Int?) -> (SearchPlan, Double?) {
         // The exact fraction when the filter's matches are known (cached), else a sample's estimate.
         func selectivity(_ allows: SlotPredicate) -> Double {
             guard let knownMatches else { return estimateSelectivity(allows) }
@@ -174,14 +211,15 @@ extension Collection {
         }
         if exact || index.scansCollectionBuffer {
             // FLAT and TRUTH are exact either way; a selective filter is cheaper to test first.
-            guard filtered, let allows else { return .fullScan }
-            return selectivity(allows) < 0.25 ? .filteredScan : .fullScan
+            guard filtered, let allows else { return (.fullScan, nil) }
+            let fraction = selectivity(allows)
+            return (fraction < 0.25 ? .filteredScan : .fullScan, fraction)
         }
-        guard filtered, let allows else { return .index }
+        guard filtered, let allows else { return (.index, nil) }
         let fraction = selectivity(allows)
         let expected = fraction * Double(slotOf.count)
-        if fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return .filteredScan }
-        return .index
+        if fraction < Self.filteredScanSelectivity || expected <= Double(Self.filteredScanMatches) { return (.filteredScan, fraction) }
+        return (.index, fraction)
     }
 
     /// The fraction of a fixed, evenly spaced sample of live slots that `allows` accepts.

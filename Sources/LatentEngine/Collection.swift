@@ -547,6 +547,7 @@ public final class Collection: @unchecked Sendable {
             info.seenSlotCacheBytes = seenSlotCache.memoryBytes
             info.filterCacheBytes = filterMatchCache.memoryBytes
             info.filterCacheEntries = filterMatchCache.count
+            info.filterMatchIndexes = filterMatchCache.matchIndexCount
             return info
         }
     }

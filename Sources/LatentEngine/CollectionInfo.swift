@@ -42,6 +42,8 @@ public struct CollectionInfo: Sendable, Equatable {
     /// The filter-match cache: bytes, and expressions held.
     public var filterCacheBytes = 0
     public var filterCacheEntries = 0
+    /// Cached filters with a match index built (it may be stale until rebuilt).
+    public var filterMatchIndexes = 0
 
     public struct IndexField: Sendable, Equatable {
         public var name: String

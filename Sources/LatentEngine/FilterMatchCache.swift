@@ -1,29 +1,6 @@
 import Foundation
 import LatentFilter
 
-/// The slots a filter expression matched, as a sorted list (the exact scan of the matches walks it) and a
-/// bitmap (the index walk tests a node with one bit instead of running the expression).
-public final class FilterMatches: @unchecked Sendable {
-    /// Immutable after init.
-    let slots: [UInt32]
-    private let bits: [UInt64]
-
-    init(slots: [UInt32]) {
-        self.slots = slots
-        var bits = [UInt64](repeating: 0, count: ((slots.last.map(Int.init) ?? -1) + 64) / 64)
-        for s in slots { bits[Int(s >> 6)] |= 1 << UInt64(s & 63) }
-        self.bits = bits
-    }
-
-    @inline(__always)
-    func contains(_ slot: UInt32) -> Bool {
-        let w = Int(slot >> 6)
-        return w < bits.count && bits[w] & (1 << UInt64(slot & 63)) != 0
-    }
-
-    var memoryBytes: Int { slots.count * 4 + bits.count * 8 }
-}
-
 /// Per collection: what recent filter expressions matched, by expression text and attribute-table
 /// version. A query whose filter was seen at the current version skips the column passes over every
 /// slot (most of a selective filtered query's time) and gets the exact match count for planning.
@@ -50,7 +27,7 @@ final class FilterMatchCache: @unchecked Sendable {
 
     /// The matches of `source` at `version`, computing them with `compute` on a miss (nil from `compute`:
     /// the expression has no column-at-a-time form; nothing is cached).
-    func matches(_ source: String, version: UInt64, compute: () -> [UInt32]?) -> FilterMatches? {
+    func matches(_ source: String, version: UInt64, dimension: Int, compute: () -> [UInt32]?) -> FilterMatches? {
         let hit: FilterMatches? = lock.withLock {
             tick += 1
             guard var e = entries[source], e.version == version else { return nil }
@@ -60,7 +37,7 @@ final class FilterMatchCache: @unchecked Sendable {
         }
         if let hit { return hit }
         guard let slots = compute() else { return nil }
-        let matches = FilterMatches(slots: slots)
+        let matches = FilterMatches(slots: slots, dimension: dimension)
         lock.withLock {
             if let old = entries.removeValue(forKey: source) { bytes -= old.matches.memoryBytes }
             guard matches.memoryBytes <= Self.maxBytes else { return }
@@ -77,6 +54,7 @@ final class FilterMatchCache: @unchecked Sendable {
 
     var memoryBytes: Int { lock.withLock { bytes } }
     var count: Int { lock.withLock { entries.count } }
+    var matchIndexCount: Int { lock.withLock { entries.values.filter { $0.matches.hasMatchIndex }.count } }
 
     func removeAll() {
         lock.withLock {

@@ -70,4 +70,33 @@ public final class FlatIndex: VectorIndex {
         }
         return top.sorted()
     }
+
+    /// The exact top-k over rows stored back to back (`slots.count` vectors of `dimension` floats at
+    /// `rows`, reciprocal norms at `invNorms`), row i standing for `slots[i]`; `excludes` is asked only of
+    /// rows close enough to enter the top-k.
+    public static func scan(_ query: UnsafePointer<Float>, rows: UnsafePointer<Float>, invNorms: UnsafePointer<Float>,
+                            slots: [UInt32], dimension: Int, metric: Metric, k: Int, excludes: SlotPredicate?,
+                            ranksBefore: @escaping (UInt32, UInt32) -> Bool) -> [Neighbor] {
+        var top = TopK(k: k, ranksBefore: ranksBefore)
+        let n = slots.count
+        slots.withUnsafeBufferPointer { slots in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { distances in
+                let out = distances.baseAddress!  // capacity `block` > 0
+                var start = 0
+                while start < n {
+                    let count = min(block, n - start)
+                    // Invariant: rows start..<start+count exist (start + count <= slots.count rows).
+                    DistanceKernels.distances(metric, query: query, base: rows + start * dimension, count: count,
+                                              dimension: dimension, invNorms: invNorms + start, out: out)
+                    var threshold = top.threshold
+                    for i in 0..<count where out[i] <= threshold && excludes?(slots[start + i]) != true {
+                        top.push(slots[start + i], out[i])
+                        threshold = top.threshold
+                    }
+                    start += count
+                }
+            }
+        }
+        return top.sorted()
+    }
 }

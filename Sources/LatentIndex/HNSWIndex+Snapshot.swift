@@ -38,7 +38,7 @@ extension HNSWIndex {
     }
 
     /// Bytes per node in the layer-0 block: the vector, then `2m + 1` link words, padded to 64.
-    static func levelZeroStride(dimension: Int, m: Int) -> Int { (dimension * 4 + (2 * m + 1) * 4 + 63) / 64 * 64 }
+    public static func levelZeroStride(dimension: Int, m: Int) -> Int { (dimension * 4 + (2 * m + 1) * 4 + 63) / 64 * 64 }
 
     /// Decodes a payload written by `serialize`, checking its whole structure before any search can
     /// use it: sizes against the bytes present before allocating, every link in bounds and within its

@@ -215,6 +215,10 @@ public final class IVFFlatIndex: VectorIndex {
         return index
     }
 
+    /// Below this filter selectivity the list scan tests the filter before computing a distance (FAISS's
+    /// IDSelector does the same); above it the block kernel over whole lists is cheaper.
+    public static let testFirstSelectivity = 0.3
+
     public func search(_ query: UnsafePointer<Float>, _ params: SearchParameters) -> [Neighbor] {
         guard isTrained else { return [] }
         let nprobe = min(nlist, max(1, params.nprobe ?? IVFFlatIndex.defaultNprobe(nlist: nlist)))
@@ -228,6 +232,7 @@ public final class IVFFlatIndex: VectorIndex {
                 for i in 0..<nlist { probes.push(UInt32(i), cd[i]) }
                 var top = TopK(k: params.k)
                 var probed = 0
+                let testFirst = allows != nil && (params.selectivity ?? 1) < IVFFlatIndex.testFirstSelectivity
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { out in
                     ones.withUnsafeBufferPointer { o in
                         for probe in probes.sorted() {
@@ -236,6 +241,21 @@ public final class IVFFlatIndex: VectorIndex {
                             let list = Int(probe.slot)
                             listVectors[list].withUnsafeBufferPointer { vs in
                                 listSlots[list].withUnsafeBufferPointer { ss in
+                                    if testFirst, let allows {
+                                        // A selective filter: test each vector first (a bit when the filter's
+                                        // matches are cached) and compute only the matching ones' distances.
+                                        // Invariant: list vector i is at vs + i * dimension, i < ss.count.
+                                        var threshold = top.threshold
+                                        for i in 0..<ss.count where allows(ss[i]) {
+                                            let d = DistanceKernels.distance(kernelMetric, q, vs.baseAddress! + i * dimension,
+                                                                             dimension, invNormA: 1, invNormB: 1)
+                                            if d <= threshold {
+                                                top.push(ss[i], d)
+                                                threshold = top.threshold
+                                            }
+                                        }
+                                        return
+                                    }
                                     var start = 0
                                     while start < ss.count {
                                         let count = min(256, ss.count - start)

@@ -82,12 +82,16 @@ public struct SearchParameters {
     /// HNSW walks through rejected nodes but keeps only accepted ones (so its result list fills with
     /// accepted nodes however rare), IVF probes further lists until it has `k`, FLAT skips them.
     public var allows: SlotPredicate?
+    /// The fraction of live elements `allows` accepts, when the caller knows or estimated it: IVF tests
+    /// the filter before computing distances below `IVFFlatIndex.testFirstSelectivity`.
+    public var selectivity: Double?
 
-    public init(k: Int, ef: Int? = nil, nprobe: Int? = nil, allows: SlotPredicate? = nil) {
+    public init(k: Int, ef: Int? = nil, nprobe: Int? = nil, allows: SlotPredicate? = nil, selectivity: Double? = nil) {
         self.k = k
         self.ef = ef
         self.nprobe = nprobe
         self.allows = allows
+        self.selectivity = selectivity
     }
 }
 

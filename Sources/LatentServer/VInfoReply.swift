@@ -26,6 +26,7 @@ enum VInfoReply {
         out.append(("memory-seen-slot-cache", String(info.seenSlotCacheBytes)))
         out.append(("filter-cache-entries", String(info.filterCacheEntries)))
         out.append(("memory-filter-cache", String(info.filterCacheBytes)))
+        out.append(("filter-match-indexes", String(info.filterMatchIndexes)))
         return out
     }
 

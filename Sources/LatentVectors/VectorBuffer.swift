@@ -10,6 +10,9 @@ public final class VectorBuffer {
     /// One past the highest slot ever used; scans stop here.
     public private(set) var slotCount: Int = 0
     public private(set) var liveCount: Int = 0
+    /// Counts every `set` and `clear`: a copy of some vectors taken at one value is still exact while the
+    /// buffer shows the same value (the filter-match cache's gathered vectors check it).
+    public private(set) var writeStamp: UInt64 = 0
     private var floats: UnsafeMutablePointer<Float>
     private var invNorms: UnsafeMutablePointer<Float>
     private var live: UnsafeMutablePointer<UInt8>
@@ -65,6 +68,7 @@ public final class VectorBuffer {
             (live + slotCount).update(repeating: 0, count: slot + 1 - slotCount)
             slotCount = slot + 1
         }
+        writeStamp &+= 1
         let dst = floats + slot * dimension
         dst.update(from: vector, count: dimension)
         invNorms[slot] = DistanceKernels.inverseNorm(dst, dimension)
@@ -74,6 +78,7 @@ public final class VectorBuffer {
 
     public func clear(slot: Int) {
         guard slot < slotCount, live[slot] != 0 else { return }
+        writeStamp &+= 1
         live[slot] = 0
         liveCount -= 1
     }

@@ -125,7 +125,7 @@ final class FilteredSearchTests: XCTestCase {
         XCTAssertEqual(c.filterMatchCache.count, FilterMatchCache.maxEntries)
         // An expression without a column-at-a-time form is evaluated per slot and not cached.
         let arithmetic = try FilterExpression(".n * 2 > 590")
-        XCTAssertNil(c.filterMatchCache.matches(arithmetic.source, version: 0) { nil })
+        XCTAssertNil(c.filterMatchCache.matches(arithmetic.source, version: 0, dimension: 4) { nil })
     }
 
     /// FILTER-EF is Redis' bounded effort: only that many nearest elements are tested.
