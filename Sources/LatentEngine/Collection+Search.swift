@@ -1,3 +1,4 @@
+import Foundation
 import LatentFilter
 import LatentIndex
 import LatentVectors
@@ -195,7 +196,16 @@ extension Collection {
     /// the filter has been walked often enough, queues the match index's build. Under the read lock.
     private func startOrUseMatchIndex(_ matches: FilterMatches) -> FilterMatches.MatchIndex? {
         let (ready, build) = matches.matchIndex(for: buffer, metric: metric)
-        if let build { indexer.build(build) }
+        if let build {
+            let (logger, name, rows) = (indexer.logger, self.name, matches.slots.count)
+            indexer.build {
+                let start = DispatchTime.now().uptimeNanoseconds
+                build()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                logger.info("filter match index built", metadata: ["collection": "\(name)", "matches": "\(rows)",
+                                                                   "seconds": "\(String(format: "%.2f", seconds))"])
+            }
+        }
         return ready
     }
 
