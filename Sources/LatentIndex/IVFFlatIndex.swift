@@ -225,20 +225,17 @@ public final class IVFFlatIndex: VectorIndex {
         return withComparable(query, dimension: dimension) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: nlist) { cd in
                 centroidDistances(q, cd.baseAddress!)
-                // The nprobe nearest centroids: a bounded heap over nlist distances. Under a filter every list
-                // is ordered and lists beyond nprobe are probed until `k` allowed vectors are found.
+                // The nprobe nearest centroids: a bounded heap over nlist distances. Under a filter, when they
+                // hold fewer than `k` allowed vectors, every list is ordered and the lists beyond them are
+                // probed until `k` are found (ordering all lists up front cost a sort of nlist per query).
                 let allows = params.allows
-                var probes = TopK(k: allows == nil ? nprobe : nlist)
-                for i in 0..<nlist { probes.push(UInt32(i), cd[i]) }
+                var nearest = TopK(k: nprobe)
+                for i in 0..<nlist { nearest.push(UInt32(i), cd[i]) }
                 var top = TopK(k: params.k)
-                var probed = 0
                 let testFirst = allows != nil && (params.selectivity ?? 1) < IVFFlatIndex.testFirstSelectivity
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { out in
                     ones.withUnsafeBufferPointer { o in
-                        for probe in probes.sorted() {
-                            if probed >= nprobe && top.count >= params.k { break }
-                            probed += 1
-                            let list = Int(probe.slot)
+                        func probe(_ list: Int) {
                             listVectors[list].withUnsafeBufferPointer { vs in
                                 listSlots[list].withUnsafeBufferPointer { ss in
                                     if testFirst, let allows {
@@ -271,6 +268,15 @@ public final class IVFFlatIndex: VectorIndex {
                                     }
                                 }
                             }
+                        }
+                        for p in nearest.sorted() { probe(Int(p.slot)) }
+                        guard allows != nil, top.count < params.k, nprobe < nlist else { return }
+                        var all = TopK(k: nlist)
+                        for i in 0..<nlist { all.push(UInt32(i), cd[i]) }
+                        // Same order as `nearest` (distance, then list number): its first nprobe are done.
+                        for p in all.sorted().dropFirst(nprobe) {
+                            if top.count >= params.k { break }
+                            probe(Int(p.slot))
                         }
                     }
                 }
