@@ -160,8 +160,10 @@ final class ReplicationTests: CatalogTestCase {
         // background reaper may drop it before this test's own reapExpired call: either way one DEL).
         _ = run(e, s, "VCREATE t DIM 2")
         let before = e.replication.leader.offset
-        _ = run(e, s, "PEXPIRE t 1")
-        Thread.sleep(forTimeInterval: 0.01)
+        // 300 ms, not 1: a PEXPIRE whose time has already passed when it is streamed is rewritten as a DEL,
+        // and under ThreadSanitizer 1 ms passed before that (a CI failure this session).
+        _ = run(e, s, "PEXPIRE t 300")
+        Thread.sleep(forTimeInterval: 0.4)
         catalog.reapExpired()
         let tail = streamText(e, from: before)
         XCTAssertTrue(tail.hasPrefix("*3\r\n$9\r\nPEXPIREAT\r\n$1\r\nt\r\n"), tail)
