@@ -192,8 +192,8 @@ extension Collection {
         return (out, plan)
     }
 
-    /// The match index of a filter walked often, when it is current; otherwise counts the walk and, when
-    /// the filter has been walked often enough, queues the match index's build. Under the read lock.
+    /// The match index of a frequent filter, when it is current; otherwise counts this use and, when the
+    /// filter has been used often enough, queues the match index's build. Under the read lock.
     private func startOrUseMatchIndex(_ matches: FilterMatches) -> FilterMatches.MatchIndex? {
         let (ready, build) = matches.matchIndex(for: buffer, metric: metric)
         if let build {
@@ -212,7 +212,7 @@ extension Collection {
     /// The planner, under the read lock. Unfiltered searches use the index unless told to be exact; a
     /// filter's selectivity is estimated on a fixed sample of live slots, and few expected matches
     /// (or a low selectivity) choose the exact scan of the matches.
-    /// Also returns the filter's selectivity when it was computed (the index's walk uses it).
+    /// Also returns the filter's selectivity when it was computed (IVF's list scan uses it).
     private func choosePlan(exact: Bool, filtered: Bool, allows: SlotPredicate?, knownMatches: Int?) -> (SearchPlan, Double?) {
         // The exact fraction when the filter's matches are known (cached), else a sample's estimate.
         func selectivity(_ allows: SlotPredicate) -> Double {
